@@ -1,0 +1,50 @@
+"""Live wallet balances for a booking site: ``create_app`` builds the Flask app."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from . import auth, cli, config, database, errors, realtime
+from .extensions import cors, db, limiter, migrate, socketio
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build an app from the environment, ``instance/config.py``, then ``test_config`` (last wins)."""
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=os.path.join(os.path.dirname(__file__), "..", "templates"),
+                static_folder=os.path.join(os.path.dirname(__file__), "..", "static"))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config.from_environment(dict(os.environ), app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    config.check_secrets(app.config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(process)d %(levelname)s [%(name)s] %(message)s")
+
+    db.init_app(app)
+    with app.app_context():
+        database.install_sqlite_hooks(db.engine)
+    migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    auth.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    cors.init_app(app, origins=app.config["FRONTEND_URL"] or [], supports_credentials=True)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    from .api import auth as auth_api, wallet as wallet_api
+
+    app.register_blueprint(auth_api.bp)
+    app.register_blueprint(wallet_api.bp)
+    realtime.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness for load balancers."""
+        return {"status": "ok"}
+
+    return app

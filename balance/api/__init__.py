@@ -1,0 +1,1 @@
+"""The JSON HTTP API: thin views that parse, call one service, and answer."""

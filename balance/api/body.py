@@ -1,0 +1,27 @@
+"""Reading JSON request bodies exactly: numbers with a fraction become ``Decimal``, NaN and Infinity are refused."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from flask import request
+
+from ..domain.errors import ValidationFailed
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not allowed")
+
+
+def json_object() -> dict:
+    """The request body as a JSON object, or a clear 400."""
+    if not request.is_json:
+        raise ValidationFailed("send a JSON object with Content-Type: application/json")
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    return body

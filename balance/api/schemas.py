@@ -1,0 +1,69 @@
+"""Request schemas. Amount fields use the money parser, so the rules live in one place."""
+from __future__ import annotations
+
+
+
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from ..domain.errors import InvalidAmount, ValidationFailed
+from ..domain.money import parse_amount, parse_limit
+
+
+class Amount(fields.Field):
+    """A positive money amount in currency units with at most two decimals, read into minor units."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_amount(value, maximum_minor=parse_limit(current_app.config["MAX_TRANSACTION_AMOUNT"]))
+        except InvalidAmount as exc:
+            raise ValidationError(next(iter(exc.fields.values()))) from None
+
+
+def _text(max_len: int, **kw):
+    return fields.String(validate=validate.Length(max=max_len), allow_none=True, load_default=None, **kw)
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RegisterSchema(Strict):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=8, max=128))
+    name = _text(100)
+
+
+class LoginSchema(Strict):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class TopupSchema(Strict):
+    amount = Amount(required=True)
+    description = _text(500)
+
+
+class PaymentSchema(Strict):
+    amount = Amount(required=True)
+    description = _text(500)
+    reference = _text(100)
+
+
+class ProcessSchema(Strict):
+    status = fields.String(required=True, validate=validate.OneOf(["success", "failed"]))
+    admin_notes = _text(500)
+
+
+def load(schema: Schema, body: dict) -> dict:
+    """Validate ``body`` or raise ``ValidationFailed`` naming each bad field."""
+    try:
+        data = schema.load(body)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        flat = {k: (v[0] if isinstance(v, list) and v else str(v)) for k, v in messages.items()}
+        raise ValidationFailed("some fields are not valid", fields=flat) from None
+    return {k: (v.strip() if isinstance(v, str) and k not in ("password",) else v) for k, v in data.items()}
+
+

@@ -1,0 +1,62 @@
+"""Who is calling: JWT set-up, and the decorators entrypoints use to require a user or an admin.
+
+Tokens carry the user id as subject and the role as a claim; the user is loaded on
+every request, so a deleted user's token stops working at once.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_request
+
+from .domain.errors import AuthenticationFailed, Forbidden
+from .extensions import db, jwt
+from .models import User
+
+
+def init_app(app) -> None:
+    app.config.setdefault("JWT_TOKEN_LOCATION", ["headers", "cookies"])
+    app.config.setdefault("JWT_ACCESS_COOKIE_NAME", "balance_access")
+    app.config.setdefault("JWT_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("JWT_COOKIE_SECURE", app.config.get("ENV_NAME") == "production")
+    app.config.setdefault("JWT_COOKIE_CSRF_PROTECT", True)
+    app.config.setdefault("JWT_CSRF_CHECK_FORM", True)
+    jwt.init_app(app)
+
+
+@jwt.user_lookup_loader
+def _load_user(_header, payload):
+    try:
+        return db.session.get(User, int(payload["sub"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def issue_token(user: User) -> str:
+    return create_access_token(identity=str(user.id), additional_claims={"role": user.role})
+
+
+def user_required(view):
+    """The caller must present a valid access token (header, or cookie with CSRF for forms)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        verify_jwt_in_request()
+        if current_user is None:
+            raise AuthenticationFailed("this account no longer exists")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view):
+    """The caller must be an admin; a user gets 403."""
+
+    @wraps(view)
+    @user_required
+    def wrapper(*args, **kwargs):
+        if not current_user.is_admin:
+            raise Forbidden("admins only")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,46 @@
+"""Command-line entrypoints: ``flask --app app ledger verify`` and ``flask --app app create-admin``."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from .domain.errors import BalanceError
+from .domain.money import format_plain
+from .services import accounts, ledger_store
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--password", help="Required for a new admin; resets the password of an existing user if given.")
+def create_admin(email: str, password: str | None) -> None:
+    """Create an admin account, or promote an existing user to admin."""
+    try:
+        user, created = accounts.make_admin(email, password)
+    except BalanceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Inspect the books."""
+
+
+@ledger_group.command("verify")
+def verify() -> None:
+    """Check cached balances against postings, and that every entry sums to zero; exit 1 on any drift."""
+    report = ledger_store.verify()
+    click.echo(f"accounts: {report.accounts}  entries: {report.entries}  postings: {report.postings}  "
+               f"sum of all postings: {format_plain(report.total)}")
+    for d in report.drifts:
+        click.echo(f"DRIFT {d.label}: cached {d.cached} but postings say {d.posted}", err=True)
+    for ref, total in report.unbalanced_entries:
+        click.echo(f"UNBALANCED entry {ref}: legs sum to {total}", err=True)
+    if not report.clean:
+        raise SystemExit(1)
+    click.echo("ledger OK: every balance equals the sum of its postings, every entry sums to zero")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(create_admin)
+    app.cli.add_command(ledger_group)

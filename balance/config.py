@@ -1,0 +1,69 @@
+"""Configuration from the environment, read when the app is created (never at import).
+
+``instance/config.py`` may override anything for local use. Outside development
+and testing the app refuses to start with a missing or default secret.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+DEV_SECRET = "dev-insecure-secret-change-me-before-deploying"  # noqa: S105 - the known default we refuse in production
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a safe, runnable service."""
+
+
+def database_url(raw: str | None, instance_path: str) -> str:
+    """Normalise ``DATABASE_URL``: Heroku's ``postgres://`` and plain ``postgresql://`` go through psycopg 3."""
+    if not raw:
+        return "sqlite:///" + os.path.join(instance_path, "balance.sqlite3")
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def from_environment(environ: dict[str, str], instance_path: str) -> dict:
+    """Build the settings mapping from an environment mapping."""
+    env = environ.get("BALANCE_ENV", environ.get("FLASK_ENV", "development"))
+    secret = environ.get("SECRET_KEY")
+    jwt_secret = environ.get("JWT_SECRET") or secret
+    origins = [o.strip() for o in environ.get("FRONTEND_URL", "").split(",") if o.strip()]
+    return {
+        "ENV_NAME": env,
+        "SECRET_KEY": secret or DEV_SECRET,
+        "JWT_SECRET_KEY": jwt_secret or DEV_SECRET,
+        "SECRETS_FROM_ENV": {"SECRET_KEY": bool(secret), "JWT_SECRET": bool(environ.get("JWT_SECRET"))},
+        "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
+        "REDIS_URL": environ.get("REDIS_URL") or None,
+        "FRONTEND_URL": origins,
+        "CURRENCY": environ.get("CURRENCY", "USD").upper(),
+        "MAX_TRANSACTION_AMOUNT": environ.get("MAX_TRANSACTION_AMOUNT", "1000000.00"),
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=int(environ.get("JWT_ACCESS_TOKEN_SECONDS", "3600"))),
+        "LOGIN_RATE_LIMIT": environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
+        "CATCHUP_WINDOW": int(environ.get("CATCHUP_WINDOW", "500")),
+        "OUTBOX_RELAY_INTERVAL": float(environ.get("OUTBOX_RELAY_INTERVAL", "1.0")),
+        "BALANCE_CACHE_TTL": int(environ.get("BALANCE_CACHE_TTL", "3600")),
+    }
+
+
+def check_secrets(config: dict) -> None:
+    """Refuse to serve money with a guessable secret anywhere but development and tests."""
+    if config.get("ENV_NAME") in ("development", "testing") or config.get("TESTING"):
+        return
+    missing = [name for name, given in config["SECRETS_FROM_ENV"].items() if not given]
+    weak = [
+        name
+        for name, key in (("SECRET_KEY", "SECRET_KEY"), ("JWT_SECRET", "JWT_SECRET_KEY"))
+        if config.get(key) in (None, "", DEV_SECRET) or len(str(config.get(key))) < 16
+    ]
+    problems = sorted(set(missing) | set(weak))
+    if problems:
+        raise ConfigError(
+            f"refusing to start in {config['ENV_NAME']!r}: set a strong (16+ characters) "
+            + " and ".join(problems)
+            + " in the environment"
+        )

@@ -1,0 +1,1 @@
+"""The pure core: money, ledger rules, events and errors. Imports no framework."""

@@ -1,0 +1,90 @@
+"""Every error answered in one place: JSON for API clients, a page for browsers.
+
+Named domain errors map to statuses here; anything unexpected is logged and
+answered with a generic 500 that leaks nothing.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import render_template, request
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import HTTPException
+
+from .domain import errors as e
+from .extensions import jwt
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    e.ValidationFailed: 400,
+    e.AuthenticationFailed: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.IdempotencyKeyReused: 422,
+    e.InsufficientFunds: 402,
+    e.LedgerError: 409,
+}
+
+API_PREFIXES = ("/auth/", "/balance", "/transactions", "/api/")
+
+
+def status_of(error: e.BalanceError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def wants_html() -> bool:
+    """Browsers asking for a page get a page; API clients (and anything under an API path) get JSON."""
+    if request.path.startswith(API_PREFIXES):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def body(code: str, message: str, fields: dict | None = None, **extra) -> dict:
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    error.update(extra)
+    return {"error": error}
+
+
+def respond(status: int, code: str, message: str, fields: dict | None = None, **extra):
+    if wants_html():
+        return render_template("error.html", status=status, code=code, message=message), status
+    return body(code, message, fields, **extra), status
+
+
+def init_app(app) -> None:
+    @app.errorhandler(e.BalanceError)
+    def _domain(error: e.BalanceError):
+        extra = {}
+        if isinstance(error, e.AlreadyProcessed):
+            extra = {"current_status": error.details.get("status")}
+        return respond(status_of(error), error.code, error.message, error.fields, **extra)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _limited(error):
+        return respond(429, "rate_limited", f"too many attempts: {error.description}; try again later")
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return respond(error.code or 500, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return respond(500, "internal_error", "something went wrong on our side")
+
+    def _unauthorized(message: str):
+        return respond(401, "unauthorized", message)
+
+    jwt.unauthorized_loader(lambda msg: _unauthorized(f"authentication required: {msg}"))
+    jwt.invalid_token_loader(lambda msg: _unauthorized(f"invalid token: {msg}"))
+    jwt.expired_token_loader(lambda _h, _p: _unauthorized("the token has expired; log in again"))
+    jwt.user_lookup_error_loader(lambda _h, _p: _unauthorized("this account no longer exists"))

@@ -1,0 +1,29 @@
+"""``python app.py``: one process on the embedded defaults, with a demo admin so there is someone to log in as."""
+from __future__ import annotations
+
+import os
+
+from flask_migrate import upgrade
+
+from . import create_app
+from .extensions import socketio
+from .services import accounts
+
+
+def main() -> None:
+    app = create_app()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    with app.app_context():
+        upgrade()
+        email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
+        password = os.environ.get("ADMIN_PASSWORD", "admin-password")
+        if app.config["ENV_NAME"] == "development":
+            try:
+                accounts.authenticate(email, password)
+            except Exception:
+                accounts.make_admin(email, password)
+    print(f"\n  Balance is running at http://{host}:{port}/\n"
+          f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
+          flush=True)
+    socketio.run(app, host=host, port=port, log_output=False)

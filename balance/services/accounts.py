@@ -1,0 +1,78 @@
+"""Users: sign-up, sign-in, admins. A user's wallet is opened with the account."""
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..database import write_transaction
+from ..domain.errors import AuthenticationFailed, EmailTaken, NotFound
+from ..extensions import db
+from ..models import Account, User, utcnow
+
+
+def _hasher() -> PasswordHasher:
+    if current_app.config.get("FAST_PASSWORD_HASH"):
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def register(email: str, password: str, name: str | None = None, role: str = "user") -> User:
+    """Create a user and their empty wallet in one transaction; ``EmailTaken`` if the address is in use."""
+    email = normalise_email(email)
+    password_hash = _hasher().hash(password)
+    try:
+        with write_transaction() as session:
+            user = User(email=email, name=(name or None), password_hash=password_hash, role=role, created_at=utcnow())
+            session.add(user)
+            session.flush()
+            session.add(Account(kind="wallet", user_id=user.id, currency=current_app.config["CURRENCY"], balance=0,
+                                seq=0, updated_at=utcnow()))
+    except IntegrityError:
+        raise EmailTaken("an account with this email already exists", fields={"email": "already registered"}) from None
+    return user
+
+
+def authenticate(email: str, password: str) -> User:
+    """The user with these credentials; the same error (and about the same time) whether the email or the password is wrong."""
+    user = db.session.execute(select(User).where(User.email == normalise_email(email))).scalar_one_or_none()
+    hasher = _hasher()
+    try:
+        if user is None:
+            hasher.verify(hasher.hash("timing-equaliser"), password + "x")
+        else:
+            hasher.verify(user.password_hash, password)
+            return user
+    except (VerificationError, InvalidHashError):
+        pass
+    raise AuthenticationFailed("invalid email or password")
+
+
+def get(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+def make_admin(email: str, password: str | None) -> tuple[User, bool]:
+    """Create an admin, or promote an existing user (and reset their password if one is given)."""
+    email = normalise_email(email)
+    existing = db.session.execute(select(User.id).where(User.email == email)).scalar_one_or_none()
+    if existing is None:
+        if not password:
+            raise AuthenticationFailed("a new admin needs a password")
+        return register(email, password, role="admin"), True
+    password_hash = _hasher().hash(password) if password else None
+    with write_transaction() as session:
+        user = session.get(User, existing)
+        user.role = "admin"
+        if password_hash:
+            user.password_hash = password_hash
+    return user, False

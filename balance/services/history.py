@@ -1,0 +1,85 @@
+"""Read-side queries: a user's transactions, the admins' queues, the users list.
+
+Pagination is by keyset (``created_at``, ``id``), newest first, so a page never
+repeats or skips a row when new transactions arrive between two requests.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from ..domain.errors import ValidationFailed
+from ..extensions import db
+from ..models import Account, Transaction, User
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    next_cursor: str | None
+
+
+def encode_cursor(tx: Transaction) -> str:
+    raw = json.dumps([tx.created_at.isoformat(), tx.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, tx_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(tx_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValidationFailed("cursor is not valid", fields={"cursor": "not a cursor from this API"}) from None
+
+
+def page_size(raw: str | None, default: int = 20) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_PAGE}",
+                               fields={"limit": f"1 to {MAX_PAGE}"})
+    return int(raw)
+
+
+def _newest_first(query, limit: int, cursor: str | None) -> Page:
+    if cursor:
+        at, tx_id = decode_cursor(cursor)
+        query = query.where(or_(Transaction.created_at < at, and_(Transaction.created_at == at, Transaction.id < tx_id)))
+    rows = db.session.execute(
+        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
+    ).scalars().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+def transactions_of(user_id: int, limit: int, cursor: str | None) -> Page:
+    return _newest_first(select(Transaction).where(Transaction.user_id == user_id), limit, cursor)
+
+
+def pending_topups() -> list[Transaction]:
+    """Oldest first: the queue an admin works through."""
+    return db.session.execute(
+        select(Transaction)
+        .where(Transaction.type == "topup", Transaction.status == "pending")
+        .order_by(Transaction.created_at, Transaction.id)
+    ).scalars().all()
+
+
+def processed_topups(limit: int, cursor: str | None) -> Page:
+    return _newest_first(
+        select(Transaction).where(Transaction.type == "topup", Transaction.status != "pending"), limit, cursor
+    )
+
+
+def users_with_balances() -> list[tuple[User, Account]]:
+    return db.session.execute(
+        select(User, Account).join(Account, Account.user_id == User.id).order_by(User.email)
+    ).all()

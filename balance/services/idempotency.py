@@ -1,0 +1,60 @@
+"""Idempotency keys: the first outcome of a keyed request is kept, so a retry gets it again.
+
+The key row is inserted in the same transaction as the money movement, and the key
+is unique per user, so of two concurrent requests with one key only one can commit;
+the other sees the stored outcome.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..domain.errors import IdempotencyKeyReused, ValidationFailed
+from ..extensions import db
+from ..models import IdempotencyKey, utcnow
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Replay:
+    transaction_id: str
+    outcome: dict
+
+
+def fingerprint(endpoint: str, body: dict) -> str:
+    canonical = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 printable characters",
+            fields={"Idempotency-Key": "1 to 255 printable characters"},
+        )
+    return key
+
+
+def find(user_id: int, key: str, print_: str) -> Replay | None:
+    """The stored outcome for this key, or None; refuses a key reused for a different request."""
+    row = db.session.execute(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.fingerprint != print_:
+        raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request")
+    return Replay(row.transaction_id, json.loads(row.outcome))
+
+
+def record(user_id: int, key: str, print_: str, transaction_id: str, outcome: dict) -> None:
+    db.session.add(IdempotencyKey(user_id=user_id, key=key, fingerprint=print_, transaction_id=transaction_id,
+                                  outcome=json.dumps(outcome), created_at=utcnow()))
+    db.session.flush()

@@ -1,0 +1,1 @@
+"""Test support: throwaway services and helpers shared by every test layer."""

@@ -1,0 +1,8 @@
+"""Production entrypoint for gunicorn's gevent worker. gevent is patched before anything else is imported."""
+from gevent import monkey
+
+monkey.patch_all()
+
+from balance import create_app  # noqa: E402
+
+app = create_app()
