@@ -6,7 +6,7 @@ import os
 
 from flask import Flask
 
-from . import auth, cli, config, database, errors, realtime
+from . import auth, cli, config, database, errors, pages, realtime
 from .extensions import cors, db, limiter, migrate, socketio
 
 
@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(auth_api.bp)
     app.register_blueprint(wallet_api.bp)
+    pages.init_app(app)
     realtime.init_app(app)
 
     @app.get("/healthz")
