@@ -6,3 +6,7 @@ monkey.patch_all()
 from balance import create_app  # noqa: E402
 
 app = create_app()
+
+from balance.realtime import start_background_services  # noqa: E402
+
+start_background_services(app)

@@ -31,6 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     auth.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
     cors.init_app(app, origins=app.config["FRONTEND_URL"] or [], supports_credentials=True)
     errors.init_app(app)

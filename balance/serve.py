@@ -7,6 +7,7 @@ from flask_migrate import upgrade
 
 from . import create_app
 from .extensions import socketio
+from .realtime import start_background_services
 from .services import accounts
 
 
@@ -26,4 +27,5 @@ def main() -> None:
     print(f"\n  Balance is running at http://{host}:{port}/\n"
           f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
           flush=True)
+    start_background_services(app)
     socketio.run(app, host=host, port=port, log_output=False)

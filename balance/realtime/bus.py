@@ -1,0 +1,160 @@
+"""Getting committed outbox rows to every worker's gateway: publish now, relay what is left, listen.
+
+- ``RedisBus``: publishes each message to ``balance:updates``; a subscriber greenlet
+  in every worker hands what arrives to that worker's gateway.
+- ``LocalBus``: without Redis, the same messages go straight to this process's gateway.
+
+Either way a row is marked published only after the publish succeeded; the relay
+picks up rows left unpublished (Redis down, a process that died between commit and
+publish) and publishes them again. Repeats are harmless: the gateway drops them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from datetime import timedelta
+
+import redis
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import OutboxEvent, utcnow
+from ..services import snapshots
+from ..services.outbox import message
+from .messages import CHANNEL, InvalidMessage, parse
+
+log = logging.getLogger("BalanceGateway")
+
+
+def mark_published(ids: list[int]) -> None:
+    """Record that these rows reached the bus (a short transaction of its own, outside the request's session)."""
+    if not ids:
+        return
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None))
+            .values(published_at=utcnow())
+        )
+
+
+class LocalBus:
+    name = "in-process"
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+
+    def send(self, messages: list[dict]) -> bool:
+        for m in messages:
+            self.gateway.deliver(parse(m))
+        return True
+
+
+class RedisBus:
+    name = "redis"
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    def send(self, messages: list[dict]) -> bool:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for m in messages:
+                pipe.publish(CHANNEL, json.dumps(m, separators=(",", ":")))
+            pipe.execute()
+            return True
+        except redis.RedisError as exc:
+            log.warning("publishing %d message(s) failed (%s); the outbox relay will retry", len(messages), exc)
+            return False
+
+
+class Publisher:
+    """Called by the services after commit (``outbox.hand_off``)."""
+
+    def __init__(self, bus, enabled: bool = True):
+        self.bus = bus
+        self.enabled = enabled
+        self.stats = {"published": 0, "failed": 0, "relayed": 0}
+
+    def publish(self, messages: list[dict]) -> None:
+        if not self.enabled:
+            return
+        if self.bus.send(messages):
+            self.stats["published"] += len(messages)
+            mark_published([m["id"] for m in messages])
+        else:
+            self.stats["failed"] += len(messages)
+
+
+def relay_once(publisher: Publisher, cache, older_than: float) -> int:
+    """Publish outbox rows still unpublished ``older_than`` seconds after commit; return how many."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    rows = db.session.execute(
+        select(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+        .order_by(OutboxEvent.id)
+        .limit(500)
+    ).scalars().all()
+    db.session.rollback()
+    if not rows:
+        cache.repair(snapshots.from_database)
+        return 0
+    messages = [message(r) for r in rows]
+    if not publisher.bus.send(messages):
+        return 0
+    mark_published([m["id"] for m in messages])
+    publisher.stats["relayed"] += len(messages)
+    cache.repair(snapshots.from_database)
+    for user_id in {m["user_id"] for m in messages if m["user_id"] is not None}:
+        cache.put(snapshots.from_database(user_id))
+    db.session.rollback()
+    log.info("outbox relay published %d message(s) left behind", len(messages))
+    return len(messages)
+
+
+def relay_forever(app, publisher: Publisher, cache, interval: float, older_than: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            with app.app_context():
+                relay_once(publisher, cache, older_than)
+        except Exception:
+            log.exception("outbox relay pass failed; will try again")
+
+
+def listen_forever(app, client: redis.Redis, gateway) -> None:
+    """Subscribe to ``balance:updates`` and deliver; on reconnect, resync sockets from the ledger."""
+    backoff, was_down = 0.1, False
+    while True:
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            log.info("BalanceGateway initialized and subscribed to Redis balance events")
+            backoff = 0.1
+            if was_down:
+                with app.app_context():
+                    gateway.resync()
+                was_down = False
+            for item in pubsub.listen():
+                if item.get("type") != "message":
+                    continue
+                try:
+                    msg = parse(item["data"])
+                except InvalidMessage as exc:
+                    gateway.stats["invalid"] += 1
+                    log.warning("dropped an invalid balance:updates message: %s", exc)
+                    continue
+                with app.app_context():
+                    gateway.deliver(msg)
+        except redis.RedisError as exc:
+            if not was_down:
+                log.warning("lost the Redis subscription (%s); retrying", exc)
+            was_down = True
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+        except Exception:
+            log.exception("balance listener failed; restarting it")
+            was_down = True
+            time.sleep(backoff)

@@ -1,0 +1,124 @@
+"""The balance cache: Redis when configured (shared by every worker), else this process's memory.
+
+A write never replaces a newer ``seq`` with an older one (a Lua script makes the
+compare-and-set atomic), so a slow reader that fetched an old row from the database
+cannot push the cache backwards. Redis errors make the cache miss, never the request fail.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime
+
+import redis
+
+from ..services.snapshots import Snapshot
+
+log = logging.getLogger(__name__)
+
+_PUT_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and tonumber(decoded['seq']) and tonumber(decoded['seq']) >= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+
+
+def _encode(s: Snapshot) -> str:
+    return json.dumps({"balance": s.balance, "seq": s.seq, "currency": s.currency,
+                       "updated_at": s.updated_at.isoformat() if s.updated_at else None})
+
+
+def _decode(user_id: int, raw: str | bytes) -> Snapshot:
+    d = json.loads(raw)
+    at = datetime.fromisoformat(d["updated_at"]) if d.get("updated_at") else None
+    return Snapshot(user_id, int(d["balance"]), int(d["seq"]), d["currency"], at)
+
+
+class CacheStats:
+    def __init__(self):
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+
+    def as_dict(self) -> dict:
+        total = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses, "errors": self.errors,
+                "hit_ratio": round(self.hits / total, 4) if total else None}
+
+
+class RedisBalanceCache:
+    def __init__(self, client: redis.Redis, ttl: int):
+        self.client = client
+        self.ttl = ttl
+        self.stats = CacheStats()
+        self.dirty: set[int] = set()
+        self._put = client.register_script(_PUT_IF_NEWER)
+
+    @staticmethod
+    def key(user_id: int) -> str:
+        return f"balance:cache:{user_id}"
+
+    def get(self, user_id: int) -> Snapshot | None:
+        try:
+            raw = self.client.get(self.key(user_id))
+        except redis.RedisError as exc:
+            self.stats.errors += 1
+            log.warning("balance cache read failed (%s); using the database", exc)
+            raw = None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return _decode(user_id, raw)
+
+    def put(self, snapshot: Snapshot) -> None:
+        try:
+            self._put(keys=[self.key(snapshot.user_id)], args=[_encode(snapshot), snapshot.seq, self.ttl])
+        except redis.RedisError as exc:
+            self.stats.errors += 1
+            self.dirty.add(snapshot.user_id)
+            log.warning("balance cache write failed (%s); will repair user %s", exc, snapshot.user_id)
+
+    def repair(self, load) -> None:
+        """Rewrite entries whose update failed (Redis was down), from ``load(user_id)``: the database."""
+        for user_id in list(self.dirty):
+            self.dirty.discard(user_id)
+            try:
+                self.client.delete(self.key(user_id))
+            except redis.RedisError:
+                self.dirty.add(user_id)
+                return
+            self.put(load(user_id))
+
+
+class LocalBalanceCache:
+    """Same contract in one process's memory (the embedded default, without Redis)."""
+
+    def __init__(self):
+        self.stats = CacheStats()
+        self._data: dict[int, Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def get(self, user_id: int) -> Snapshot | None:
+        hit = self._data.get(user_id)
+        if hit is None:
+            self.stats.misses += 1
+        else:
+            self.stats.hits += 1
+        return hit
+
+    def repair(self, load) -> None:
+        """Nothing can fail in memory."""
+
+    def put(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            current = self._data.get(snapshot.user_id)
+            if current is None or current.seq < snapshot.seq:
+                self._data[snapshot.user_id] = snapshot

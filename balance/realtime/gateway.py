@@ -1,0 +1,158 @@
+"""The BalanceGateway: delivers committed changes to this process's sockets, once each and in ``seq`` order.
+
+Every worker receives every ``balance:updates`` message and emits it only to the
+sockets it holds itself (``ignore_queue``), so N workers never mean N copies. Each
+socket remembers the last ``seq`` it was sent:
+
+- a message at or below it is a repeat (the relay republished it) and is dropped;
+- a message that skips ahead means something was lost on the way (Redis was down,
+  this worker's subscription dropped): the missing changes are replayed from the
+  ledger first, so the socket still sees every change, in order;
+- until a new socket has been sent its snapshot, its messages wait in a buffer.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .. import wire
+from ..services import replay, snapshots
+from ..domain.money import to_wire
+from .messages import Message
+
+log = logging.getLogger("BalanceGateway")
+
+NAMESPACE = "/balance"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+ADMINS_ROOM = "admins"
+
+
+@dataclass
+class SocketState:
+    user_id: int
+    is_admin: bool
+    last_seq: int | None = None
+    buffer: list = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class RecentIds:
+    """A bounded set of message ids already delivered by this process."""
+
+    def __init__(self, size: int = 10000):
+        self.size = size
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def seen(self, message_id: int) -> bool:
+        if message_id in self._ids:
+            return True
+        self._ids[message_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return False
+
+
+class Gateway:
+    def __init__(self, socketio, catchup_window: int):
+        self.socketio = socketio
+        self.window = catchup_window
+        self.sockets: dict[str, SocketState] = {}
+        self.by_user: dict[int, set[str]] = {}
+        self.admins: set[str] = set()
+        self.recent = RecentIds()
+        self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0}
+
+    # -- sockets coming and going -------------------------------------------------------------
+
+    def attach(self, sid: str, user_id: int, is_admin: bool) -> None:
+        self.sockets[sid] = SocketState(user_id, is_admin)
+        self.by_user.setdefault(user_id, set()).add(sid)
+        if is_admin:
+            self.admins.add(sid)
+
+    def detach(self, sid: str) -> None:
+        state = self.sockets.pop(sid, None)
+        self.admins.discard(sid)
+        if state is not None:
+            sids = self.by_user.get(state.user_id)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del self.by_user[state.user_id]
+
+    def greet(self, sid: str, since_seq: int | None) -> dict | None:
+        """Send the changes after ``since_seq`` (within the window) then ``balance_initial``; return its payload."""
+        state = self.sockets.get(sid)
+        if state is None:
+            return None
+        with state.lock:
+            snap = snapshots.current(state.user_id)
+            if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
+                for change in replay.changes_between(state.user_id, since_seq, snap.seq):
+                    self.emit_to(sid, *wire.event(change))
+            payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
+            self.emit_to(sid, "balance_initial", payload)
+            state.last_seq = max(snap.seq, state.last_seq or 0)
+            waiting, state.buffer = state.buffer, []
+            for message in waiting:
+                self._send(sid, state, message)
+            return payload
+
+    # -- committed changes arriving ----------------------------------------------------------
+
+    def deliver(self, message: Message) -> None:
+        if message.id is not None and self.recent.seen(message.id):
+            self.stats["duplicates_dropped"] += 1
+            return
+        if message.audience == "admins":
+            for sid in list(self.admins):
+                for name, data in message.events:
+                    self.emit_to(sid, name, data)
+            return
+        for sid in list(self.by_user.get(message.user_id, ())):
+            state = self.sockets.get(sid)
+            if state is None:
+                continue
+            with state.lock:
+                if state.last_seq is None:
+                    state.buffer.append(message)
+                else:
+                    self._send(sid, state, message)
+
+    def resync(self) -> None:
+        """After this worker may have missed messages: bring every socket up to the ledger's seq."""
+        for sid, state in list(self.sockets.items()):
+            with state.lock:
+                if state.last_seq is None:
+                    continue
+                for change in replay.changes_between(state.user_id, state.last_seq):
+                    self.emit_to(sid, *wire.event(change))
+                    state.last_seq = change.seq
+                    self.stats["gap_fills"] += 1
+
+    def _send(self, sid: str, state: SocketState, message: Message) -> None:
+        if message.seq is not None:
+            if message.seq <= state.last_seq:
+                self.stats["duplicates_dropped"] += 1
+                return
+            if message.seq > state.last_seq + 1:
+                self.stats["gap_fills"] += 1
+                try:
+                    for change in replay.changes_between(state.user_id, state.last_seq, message.seq - 1):
+                        self.emit_to(sid, *wire.event(change))
+                except Exception:  # the database is the only way to fill the gap; deliver what we have
+                    log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, message.seq - 1)
+            state.last_seq = message.seq
+        for name, data in message.events:
+            self.emit_to(sid, name, data)
+
+    def emit_to(self, sid: str, event: str, data: dict) -> None:
+        self.stats["delivered"] += 1
+        self.socketio.emit(event, data, to=sid, namespace=NAMESPACE, ignore_queue=True)

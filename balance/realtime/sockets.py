@@ -1,0 +1,117 @@
+"""Socket.IO handlers for the ``/balance`` namespace: authenticate once at connect, then talk to the gateway.
+
+A socket authenticates with an access token from ``auth.token``, the ``token`` query
+parameter or the login cookie (``Bearer `` tolerated); anything else is refused and
+the client gets ``connect_error``. It joins its own user's room (and admins the
+admins' room), never another's.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, request
+from flask_jwt_extended import decode_token
+from flask_socketio import Namespace, join_room
+
+from ..extensions import db
+from ..models import User
+from .gateway import ADMINS_ROOM, NAMESPACE, user_room
+
+log = logging.getLogger("BalanceGateway")
+
+
+class Refused(ConnectionRefusedError):
+    pass
+
+
+def _token(auth) -> str | None:
+    candidates = [
+        auth.get("token") if isinstance(auth, dict) else None,
+        request.args.get("token"),
+        request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"]),
+    ]
+    for raw in candidates:
+        if isinstance(raw, str) and raw.strip():
+            raw = raw.strip()
+            return raw[7:].strip() if raw.lower().startswith("bearer ") else raw
+    return None
+
+
+def authenticate(auth) -> User:
+    token = _token(auth)
+    if not token:
+        raise Refused("unauthorized: no token")
+    try:
+        claims = decode_token(token)
+    except Exception:  # expired, badly signed, malformed: all mean the same to the client
+        raise Refused("unauthorized: invalid or expired token") from None
+    if claims.get("type") != "access":
+        raise Refused("unauthorized: not an access token")
+    try:
+        user = db.session.get(User, int(claims["sub"]))
+    except (KeyError, TypeError, ValueError):
+        user = None
+    if user is None:
+        raise Refused("unauthorized: unknown user")
+    return user
+
+
+def since_seq(value) -> int | None:
+    """``since_seq`` from the connect auth, the query string, or ``get_current_balance``'s argument."""
+    if isinstance(value, dict):
+        value = value.get("since_seq")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("since_seq must be a whole number >= 0")
+    return value
+
+
+def _gateway():
+    return current_app.extensions["balance.gateway"]
+
+
+class BalanceNamespace(Namespace):
+    def on_connect(self, auth=None):
+        user = authenticate(auth)
+        try:
+            since = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth else request.args.get("since_seq"))
+        except ValueError:
+            since = None
+        gateway = _gateway()
+        sid = request.sid
+        gateway.attach(sid, user.id, user.is_admin)
+        join_room(user_room(user.id))
+        if user.is_admin:
+            join_room(ADMINS_ROOM)
+        app = current_app._get_current_object()
+        db.session.remove()
+
+        def greet():
+            with app.app_context():
+                gateway.greet(sid, since)
+
+        self.socketio.start_background_task(greet)
+
+    def on_disconnect(self, reason=None):
+        _gateway().detach(request.sid)
+        db.session.remove()
+
+    def on_get_current_balance(self, arg=None):
+        try:
+            since = since_seq(arg)
+        except ValueError as exc:
+            payload = {"message": str(exc)}
+            _gateway().emit_to(request.sid, "error", payload)
+            return {"error": payload}
+        try:
+            return _gateway().greet(request.sid, since)
+        finally:
+            db.session.remove()
+
+
+def register(socketio) -> None:
+    if not any(getattr(h, "namespace", None) == NAMESPACE for h in socketio.namespace_handlers):
+        socketio.on_namespace(BalanceNamespace(NAMESPACE))

@@ -1,0 +1,33 @@
+"""The ledger as the history of a wallet: ``balance_updated`` events rebuilt from postings.
+
+Each wallet posting records the seq and balance it produced, so any range of a
+user's changes can be replayed in order after any outage, by any worker.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..domain.events import BalanceChanged
+from ..extensions import db
+from ..models import Account, JournalEntry, Posting, Transaction
+
+
+def changes_between(user_id: int, after_seq: int, upto_seq: int | None = None, limit: int = 1000) -> list[BalanceChanged]:
+    """The wallet's changes with ``after_seq < seq <= upto_seq``, oldest first."""
+    query = (
+        select(Posting.amount, Posting.balance_after, Posting.account_seq, Posting.created_at,
+               JournalEntry.transaction_id, JournalEntry.kind, Transaction.type)
+        .join(Account, Account.id == Posting.account_id)
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .outerjoin(Transaction, Transaction.id == JournalEntry.transaction_id)
+        .where(Account.user_id == user_id, Posting.account_seq > after_seq)
+        .order_by(Posting.account_seq)
+        .limit(limit)
+    )
+    if upto_seq is not None:
+        query = query.where(Posting.account_seq <= upto_seq)
+    return [
+        BalanceChanged(user_id, row.transaction_id, row.type or row.kind, abs(row.amount),
+                       row.balance_after - row.amount, row.balance_after, row.account_seq, row.created_at)
+        for row in db.session.execute(query)
+    ]
