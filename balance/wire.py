@@ -5,7 +5,7 @@ idempotency store. It depends only on the domain and the models.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .domain import events as ev
 from .domain.money import to_wire
@@ -15,6 +15,7 @@ def timestamp(at: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds and a ``Z``, as JavaScript's ``Date.toISOString`` writes it."""
     if at is None:
         return None
+    at = at.astimezone(timezone.utc)  # PostgreSQL hands back timestamptz in the session's zone
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 

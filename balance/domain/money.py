@@ -13,6 +13,7 @@ from .errors import InvalidAmount
 
 MINOR_PER_UNIT = 100
 DECIMALS = 2
+LIMIT_CEILING = 10**15  # no configured limit above this: beyond it ``to_wire`` is no longer exact
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$", "VND": "₫"}
 
@@ -29,41 +30,49 @@ def parse_amount(value: object, *, maximum_minor: int, field: str = "amount") ->
     number = Decimal(value)
     if not number.is_finite():
         raise InvalidAmount(f"{field} must be a finite number", fields={field: "must be a finite number"})
-    try:
-        scaled = number.scaleb(DECIMALS)
-        minor = int(scaled)
-    except (InvalidOperation, OverflowError, ValueError):
-        raise InvalidAmount(f"{field} is out of range", fields={field: "out of range"}) from None
-    if scaled != minor:
+    digits, exponent = _significand(number)
+    if exponent < -DECIMALS:
         raise InvalidAmount(
             f"{field} may have at most {DECIMALS} decimals", fields={field: f"at most {DECIMALS} decimals"}
         )
-    if minor <= 0:
+    if number <= 0:
         raise InvalidAmount(f"{field} must be greater than zero", fields={field: "must be greater than zero"})
-    if minor > maximum_minor:
+    if number > Decimal(maximum_minor).scaleb(-DECIMALS):
         limit = format_plain(maximum_minor)
         raise InvalidAmount(f"{field} must not exceed {limit}", fields={field: f"must not exceed {limit}"})
-    return minor
+    return int(digits) * 10 ** (exponent + DECIMALS)
+
+
+def _significand(number: Decimal) -> tuple[str, int]:
+    """``number``'s digits without trailing zeros and the matching exponent (``12.500`` -> ``("125", -1)``).
+
+    Read from the digits themselves, never through ``Decimal`` arithmetic, which rounds
+    to the context's 28 digits (``0.0100000000000000000000000000001`` would become
+    ``0.01``) and overflows on huge exponents. The caller bounds the value before
+    turning the digits into an ``int``.
+    """
+    _, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits))
+    significant = text.rstrip("0") or "0"
+    return significant, exponent + len(text) - len(significant)
 
 
 def parse_limit(text: str) -> int:
-    """Read a configured amount such as ``"1000000.00"`` into minor units."""
+    """Read a configured amount such as ``"1000000.00"`` into minor units, by the same rules as a wire amount."""
     try:
-        number = Decimal(str(text))
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {text!r}") from None
-    minor = number.scaleb(DECIMALS)
-    if minor != int(minor) or minor <= 0:
-        raise ValueError(f"not a positive amount with at most {DECIMALS} decimals: {text!r}")
-    return int(minor)
+        return parse_amount(Decimal(str(text).strip()), maximum_minor=LIMIT_CEILING, field="limit")
+    except (InvalidOperation, InvalidAmount):
+        raise ValueError(f"not a positive amount with at most {DECIMALS} decimals: {text!r}") from None
 
 
 def to_wire(minor: int | None) -> int | float | None:
     """Minor units to a JSON number in currency units (``1250`` -> ``12.5``, ``5000`` -> ``50``).
 
-    Integer division by 100 is correctly rounded in IEEE 754 and ``repr`` prints the
-    shortest string that round-trips, so the JSON text is exactly the two-decimal
-    value for every amount below 2**53 minor units.
+    Division by 100 is correctly rounded in IEEE 754, any decimal of at most 15
+    significant digits survives the trip through a double, and ``repr`` prints the
+    shortest string that round-trips; so the JSON text is exactly the two-decimal
+    value for every amount below 10**15 minor units (ten trillion currency units).
+    Above about 7 * 10**15 neighbouring cents share a double and this is no longer exact.
     """
     if minor is None:
         return None

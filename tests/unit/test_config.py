@@ -1,0 +1,108 @@
+"""Configuration from the environment: database URLs, and refusing to serve money with a guessable secret."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from balance.config import DEV_SECRET, ConfigError, check_secrets, database_url, from_environment
+
+INSTANCE = "/srv/balance/instance"
+STRONG = "s" * 32
+STRONG_JWT = "j" * 32
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "sqlite:////srv/balance/instance/balance.sqlite3"),
+        ("", "sqlite:////srv/balance/instance/balance.sqlite3"),
+        ("postgres://u:p@db.example.com:5432/d1", "postgresql+psycopg://u:p@db.example.com:5432/d1"),
+        ("postgresql://u:p@localhost/balance", "postgresql+psycopg://u:p@localhost/balance"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////tmp/x.sqlite3", "sqlite:////tmp/x.sqlite3"),
+        ("sqlite://", "sqlite://"),
+    ],
+    ids=["unset", "empty", "heroku postgres://", "postgresql://", "explicit driver", "sqlite file", "sqlite memory"],
+)
+def test_database_url_is_normalised_to_a_driver_sqlalchemy_can_use(raw, expected):
+    assert database_url(raw, INSTANCE) == expected
+
+
+def test_defaults_without_any_environment_are_a_runnable_development_setup():
+    settings = from_environment({}, INSTANCE)
+    assert settings["ENV_NAME"] == "development"
+    assert settings["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert settings["SECRET_KEY"] == settings["JWT_SECRET_KEY"] == DEV_SECRET
+    assert settings["REDIS_URL"] is None
+    assert settings["FRONTEND_URL"] == []
+    assert settings["CURRENCY"] == "USD"
+    assert settings["MAX_TRANSACTION_AMOUNT"] == "1000000.00"
+    assert settings["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(hours=1)
+    check_secrets(settings)  # development runs on the embedded defaults
+
+
+def test_settings_are_read_from_the_environment_mapping():
+    settings = from_environment(
+        {"BALANCE_ENV": "production", "SECRET_KEY": STRONG, "JWT_SECRET": STRONG_JWT, "CURRENCY": "eur",
+         "DATABASE_URL": "postgres://h/d", "REDIS_URL": "redis://r:6379/0",
+         "FRONTEND_URL": "https://a.example.com, https://b.example.com ,", "JWT_ACCESS_TOKEN_SECONDS": "60"},
+        INSTANCE,
+    )
+    assert settings["ENV_NAME"] == "production"
+    assert (settings["SECRET_KEY"], settings["JWT_SECRET_KEY"]) == (STRONG, STRONG_JWT)
+    assert settings["CURRENCY"] == "EUR"
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://h/d"
+    assert settings["REDIS_URL"] == "redis://r:6379/0"
+    assert settings["FRONTEND_URL"] == ["https://a.example.com", "https://b.example.com"]
+    assert settings["JWT_ACCESS_TOKEN_EXPIRES"] == timedelta(seconds=60)
+    check_secrets(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named", "not_named"),
+    [
+        ({}, ["SECRET_KEY", "JWT_SECRET"], []),
+        ({"SECRET_KEY": STRONG}, ["JWT_SECRET"], ["SECRET_KEY"]),
+        ({"JWT_SECRET": STRONG_JWT}, ["SECRET_KEY"], ["JWT_SECRET"]),
+        ({"SECRET_KEY": DEV_SECRET, "JWT_SECRET": STRONG_JWT}, ["SECRET_KEY"], ["JWT_SECRET"]),
+        ({"SECRET_KEY": STRONG, "JWT_SECRET": DEV_SECRET}, ["JWT_SECRET"], ["SECRET_KEY"]),
+        ({"SECRET_KEY": "short", "JWT_SECRET": STRONG_JWT}, ["SECRET_KEY"], ["JWT_SECRET"]),
+        ({"SECRET_KEY": STRONG, "JWT_SECRET": "x" * 15}, ["JWT_SECRET"], ["SECRET_KEY"]),
+        ({"SECRET_KEY": "", "JWT_SECRET": ""}, ["SECRET_KEY", "JWT_SECRET"], []),
+    ],
+    ids=["both missing", "jwt missing", "secret key missing", "secret key default", "jwt default",
+         "secret key short", "jwt 15 chars", "both empty"],
+)
+@pytest.mark.parametrize("env_name", ["production", "staging"])
+def test_outside_development_a_missing_default_or_short_secret_is_refused_by_name(environ, named, not_named,
+                                                                                    env_name):
+    settings = from_environment({"BALANCE_ENV": env_name, **environ}, INSTANCE)
+    with pytest.raises(ConfigError) as refused:
+        check_secrets(settings)
+    message = str(refused.value)
+    assert env_name in message
+    for name in named:
+        assert name in message
+    for name in not_named:
+        assert name not in message
+
+
+def test_flask_env_names_the_environment_when_balance_env_is_not_set():
+    settings = from_environment({"FLASK_ENV": "production"}, INSTANCE)
+    with pytest.raises(ConfigError):
+        check_secrets(settings)
+
+
+@pytest.mark.parametrize("env_name", ["development", "testing"])
+def test_development_and_testing_may_run_on_the_default_secret(env_name):
+    check_secrets(from_environment({"BALANCE_ENV": env_name}, INSTANCE))
+
+
+def test_a_testing_app_may_run_on_the_default_secret_whatever_its_env_name():
+    check_secrets({**from_environment({"BALANCE_ENV": "production"}, INSTANCE), "TESTING": True})
+
+
+def test_sixteen_characters_is_strong_enough():
+    check_secrets(from_environment({"BALANCE_ENV": "production", "SECRET_KEY": "k" * 16, "JWT_SECRET": "j" * 16},
+                                   INSTANCE))
