@@ -25,6 +25,18 @@ def database_url(raw: str | None, instance_path: str) -> str:
     return raw
 
 
+def flag(raw: str | None, default: bool) -> bool:
+    """A yes/no setting: ``1/true/yes/on`` or ``0/false/no/off`` (any case); unset or empty means ``default``."""
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected a yes/no value, not {raw!r}")
+
+
 def from_environment(environ: dict[str, str], instance_path: str) -> dict:
     """Build the settings mapping from an environment mapping."""
     env = environ.get("BALANCE_ENV", environ.get("FLASK_ENV", "development"))
@@ -46,6 +58,8 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
         "CATCHUP_WINDOW": int(environ.get("CATCHUP_WINDOW", "500")),
         "OUTBOX_RELAY_INTERVAL": float(environ.get("OUTBOX_RELAY_INTERVAL", "1.0")),
+        "OUTBOX_RELAY_GRACE": float(environ.get("OUTBOX_RELAY_GRACE", "2.0")),
+        "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
         "BALANCE_CACHE_TTL": int(environ.get("BALANCE_CACHE_TTL", "3600")),
     }
 
