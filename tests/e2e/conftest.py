@@ -1,0 +1,94 @@
+"""Fixtures of the end-to-end tests: private Redis servers, fresh PostgreSQL databases, a shared 3-worker gunicorn.
+
+The 3-worker server is shared by every test module that does not break it (each
+test makes its own users, so tests cannot see each other's events); the tests that
+stop Redis or change how the server publishes start servers of their own.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from tests.e2e.clients import Api, Person
+from tests.e2e.servers import BalanceServer, server_env
+from tests.support import databases, services
+
+ADMIN_PASSWORD = "admin-password-e2e-1"
+_databases = itertools.count(1)
+
+
+def _own_redis() -> services.RedisServer:
+    try:
+        return services.RedisServer().start()
+    except services.ServiceUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def fresh_database(postgres_server_url):
+    """A factory of new, migrated PostgreSQL databases on the throwaway server, one per server under test."""
+
+    def make(label: str) -> str:
+        return databases.create_postgres_database(
+            postgres_server_url, f"balance_e2e_{os.getpid()}_{next(_databases)}_{label}")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def redis_factory():
+    """Private redis-servers (never a shared one: ``balance:updates`` is one channel for every database number)."""
+    started: list[services.RedisServer] = []
+
+    def make() -> services.RedisServer:
+        server = _own_redis()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+@dataclass
+class Deployment:
+    """A running server with its Redis, database and an admin, and an API client for it."""
+
+    server: BalanceServer
+    redis: services.RedisServer | None
+    database_url: str
+    admin: Person
+    api: Api
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def deploy(server: BalanceServer, redis, database_url: str) -> Deployment:
+    server.start()
+    admin_email = f"admin-{server.port}@example.com"
+    server.create_admin(admin_email, ADMIN_PASSWORD)
+    api = Api(server.url)
+    return Deployment(server, redis, database_url, api.login(admin_email, ADMIN_PASSWORD), api)
+
+
+@pytest.fixture(scope="session")
+def cluster(fresh_database, redis_factory, tmp_path_factory):
+    """gunicorn, 3 gevent workers, a private Redis and a fresh PostgreSQL database: the production shape."""
+    redis = redis_factory()
+    database_url = fresh_database("cluster")
+    server = BalanceServer.gunicorn(server_env(database_url, redis.url, workers=3),
+                                    tmp_path_factory.mktemp("cluster") / "gunicorn.log", workers=3)
+    try:
+        yield deploy(server, redis, database_url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def api(cluster) -> Api:
+    return cluster.api

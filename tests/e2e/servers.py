@@ -1,0 +1,184 @@
+"""The real thing, started for a test: gunicorn (or ``python app.py``) in its own process group, and its CLI.
+
+A ``BalanceServer`` is started from the repository's entrypoints with an explicit
+environment (nothing is inherited that could point it at a shared Redis or
+database), logs to a file the tests can read, and is killed with its whole process
+group when the test is done, even when it failed.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+from tests.support import services
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+SECRET_KEY = "e2e-secret-key-long-enough-for-production-0123456789"
+JWT_SECRET = "e2e-jwt-secret-long-enough-for-production-0123456789"
+SUBSCRIBED = "BalanceGateway initialized and subscribed to Redis balance events"
+IN_PROCESS = "BalanceGateway initialized in-process"
+
+_running: set[BalanceServer] = set()
+
+
+def server_env(database_url: str, redis_url: str | None, workers: int, **settings: str) -> dict[str, str]:
+    """The environment of a production-like server; ``settings`` add or override variables."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
+    env.update({
+        "PYTHONUNBUFFERED": "1",
+        "BALANCE_ENV": "production",
+        "SECRET_KEY": SECRET_KEY,
+        "JWT_SECRET": JWT_SECRET,
+        "DATABASE_URL": database_url,
+        "WEB_CONCURRENCY": str(workers),
+        "LOGIN_RATE_LIMIT": "100000 per minute",
+        # short grace so a row left behind is relayed within a couple of seconds in the tests
+        "OUTBOX_RELAY_INTERVAL": "0.5",
+        "OUTBOX_RELAY_GRACE": "1.0",
+    })
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(settings)
+    return env
+
+
+class BalanceServer:
+    """One server process group; ``start`` returns once it answers and every worker's gateway has said so."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, workers: int, ready_line: str):
+        self.argv, self.env, self.port, self.log_path = argv, env, port, log_path
+        self.workers, self.ready_line = workers, ready_line
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @classmethod
+    def gunicorn(cls, env: dict[str, str], log_path: Path, workers: int = 3) -> BalanceServer:
+        port = services.free_port()
+        argv = [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(workers), "--worker-connections", "1000",
+                "-b", f"127.0.0.1:{port}", "--graceful-timeout", "1", "--no-control-socket", "wsgi:app"]
+        ready = SUBSCRIBED if env.get("REDIS_URL") else IN_PROCESS
+        return cls(argv, {**env, "WEB_CONCURRENCY": str(workers)}, port, log_path, workers, ready)
+
+    @classmethod
+    def single_process(cls, env: dict[str, str], log_path: Path) -> BalanceServer:
+        """``python app.py``: one process, both transports, in-process bus when there is no ``REDIS_URL``."""
+        port = services.free_port()
+        env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+        ready = SUBSCRIBED if env.get("REDIS_URL") else IN_PROCESS
+        return cls([sys.executable, "app.py"], env, port, log_path, 1, ready)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 40.0) -> BalanceServer:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        _running.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            if len(self.pids_that_logged(self.ready_line)) >= self.workers and self._healthy():
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready after {timeout}s (wanted {self.workers} x {self.ready_line!r}):\n"
+                             f"{self.log_tail()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        """Quick shutdown of the master, then SIGKILL to whatever is left of the process group."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+                try:
+                    self.proc.wait(1.5)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        finally:
+            self.proc = None
+            _running.discard(self)
+            if self._log:
+                self._log.close()
+                self._log = None
+
+    # -- what it said ------------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def pids_that_logged(self, text: str) -> set[int]:
+        """The worker pids whose log lines (``time pid LEVEL [logger] message``) contain ``text``."""
+        found = set()
+        for line in self.log_text().splitlines():
+            if text in line:
+                match = re.match(r"^\S+ \S+ (\d+) ", line)
+                if match:
+                    found.add(int(match.group(1)))
+        return found
+
+    def count_logged(self, text: str) -> int:
+        return sum(text in line for line in self.log_text().splitlines())
+
+    # -- its command line --------------------------------------------------------------------
+
+    def flask(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """``flask --app app ...`` against the same database, as an operator would run it."""
+        return subprocess.run([str(BIN / "flask"), "--app", "app", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def create_admin(self, email: str, password: str) -> None:
+        done = self.flask("create-admin", email, "--password", password)
+        assert done.returncode == 0, f"create-admin failed: {done.stdout}{done.stderr}"
+
+
+@atexit.register
+def _stop_everything() -> None:
+    for server in list(_running):
+        server.stop()
+
+
+def query(database_url: str, sql: str, *params) -> list[tuple]:
+    """Read the server's PostgreSQL database directly: the truth the tests compare the sockets with."""
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def eventually(check, what: str, timeout: float = 10.0, interval: float = 0.1):
+    """Poll ``check()`` until it returns something true, and return that; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not so after {timeout}s (last seen: {value!r})")
+        time.sleep(interval)

@@ -1,0 +1,124 @@
+"""Every committed change reaches every open tab of its user, across 3 gevent workers, once and in ``seq`` order.
+
+A worked scenario on the production shape: three users with six tabs each (spread
+over the three workers), an admin with one tab, and a mix of changes made over HTTP
+on fresh connections (so they are served by any worker): approved and rejected
+top-ups, a payment, a payment refused for want of funds.
+"""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.clients import close_all, open_tabs
+
+pytestmark = pytest.mark.multiprocess
+
+TABS_PER_USER = 6
+
+
+def sockets_per_worker(url: str, workers: int = 3, tries: int = 100) -> dict[int, int]:
+    """Ask ``GET /metrics`` on new connections until every worker has answered: worker pid -> its open sockets."""
+    seen: dict[int, int] = {}
+    for _ in range(tries):
+        body = requests.get(url + "/metrics", headers={"Connection": "close"}, timeout=5).json()
+        seen[body["pid"]] = body["sockets"]
+        if len(seen) == workers:
+            break
+    return seen
+
+
+def updated(tx: dict, previous, new, seq: int) -> tuple[str, dict]:
+    return "balance_updated", {"newBalance": new, "previousBalance": previous, "transactionId": tx["id"],
+                               "transactionType": tx["type"], "amount": tx["amount"], "seq": seq}
+
+
+def completed(tx: dict, new) -> tuple[str, dict]:
+    return "transaction_completed", {"transactionId": tx["id"], "transactionType": tx["type"],
+                                     "amount": tx["amount"], "status": "success", "newBalance": new}
+
+
+def failed(tx: dict, reason: str) -> tuple[str, dict]:
+    return "transaction_failed", {"transactionId": tx["id"], "transactionType": tx["type"],
+                                  "amount": tx["amount"], "reason": reason}
+
+
+def insufficient(tx: dict, required, current) -> tuple[str, dict]:
+    return "balance_insufficient", {"transactionId": tx["id"], "requiredAmount": required,
+                                    "currentBalance": current, "shortfall": round(required - current, 2)}
+
+
+def matches(received: list, expected: list) -> bool:
+    """Same event names in the same order, each payload holding the expected fields (plus its timestamp)."""
+    return len(received) == len(expected) and all(
+        name == want_name and isinstance(data, dict) and data.items() >= want.items()
+        and str(data.get("timestamp", "")).endswith("Z")
+        for (name, data), (want_name, want) in zip(received, expected)
+    )
+
+
+def test_every_tab_of_a_user_gets_each_of_its_events_once_in_order_and_no_tab_gets_another_users(cluster):
+    api, admin = cluster.api, cluster.admin
+    alice, bob, carol = (api.new_user(name) for name in ("alice", "bob", "carol"))
+    tabs = {}
+    try:
+        for person in (alice, bob, carol):
+            tabs[person.id] = open_tabs(cluster.url, person, TABS_PER_USER)
+        admin_tabs = open_tabs(cluster.url, admin, 1)
+        tabs[admin.id] = admin_tabs
+        spread = sockets_per_worker(cluster.url)
+        assert len(spread) == 3 and all(spread.values()), f"sockets did not land on all 3 workers: {spread}"
+
+        expected = {alice.id: [], bob.id: [], carol.id: []}
+
+        tx = api.top_up(alice, admin, 100)
+        expected[alice.id] += [updated(tx, 0, 100, 1), completed(tx, 100)]
+        tx = api.top_up(bob, admin, 50)
+        expected[bob.id] += [updated(tx, 0, 50, 1), completed(tx, 50)]
+        tx = api.pay(alice, 30.5)
+        expected[alice.id] += [updated(tx, 100, 69.5, 2), completed(tx, 69.5)]
+        tx = api.decide(admin, api.request_topup(carol, 20)["id"], approve=False, notes="card declined")
+        expected[carol.id] += [failed(tx, "card declined")]
+        tx = api.pay(bob, 80, expect=402)["error"]["transaction"]
+        expected[bob.id] += [failed(tx, "insufficient_balance"), insufficient(tx, 80, 50)]
+        tx = api.top_up(alice, admin, 5.25)
+        expected[alice.id] += [updated(tx, 69.5, 74.75, 3), completed(tx, 74.75)]
+        tx = api.top_up(carol, admin, 10)
+        expected[carol.id] += [updated(tx, 0, 10, 1), completed(tx, 10)]
+        tx = api.pay(bob, 50)
+        expected[bob.id] += [updated(tx, 50, 0, 2), completed(tx, 0)]
+
+        for person in (alice, bob, carol):
+            want = expected[person.id]
+            for tab in tabs[person.id]:
+                tab.wait_until(lambda t: len(t.events) >= 1 + len(want), f"{len(want)} events")
+                assert tab.events[0] == ("balance_initial", {"balance": 0, "seq": 0})
+                assert matches(tab.events[1:], want), f"{tab.label} got {tab.events[1:]}\nexpected {want}"
+                assert tab.seqs() == list(range(1, len(tab.seqs()) + 1))
+
+        # the admin's tab carries the admins' queue events only: 5 requests, 5 decisions, nobody's balance
+        admin_tab = admin_tabs[0]
+        admin_tab.wait_until(lambda t: len(t.events) >= 11, "the admins' 10 queue events")
+        assert sorted(set(admin_tab.names())) == ["balance_initial", "topup_processed", "topup_requested"]
+        assert (admin_tab.names().count("topup_requested"), admin_tab.names().count("topup_processed")) == (5, 5)
+    finally:
+        for group in tabs.values():
+            close_all(group)
+
+
+def test_http_answers_and_the_socket_agree_on_the_balance_after_a_burst_of_changes(cluster):
+    api, admin = cluster.api, cluster.admin
+    dana = api.new_user("dana")
+    tabs = open_tabs(cluster.url, dana, TABS_PER_USER)
+    try:
+        amounts = [1, 2.5, 3, 4.75, 5, 6, 7.25, 8, 9, 10]
+        for amount in amounts:
+            api.top_up(dana, admin, amount)
+        for tab in tabs:
+            tab.wait_for_seq(len(amounts))
+            assert tab.seqs() == list(range(1, len(amounts) + 1)), f"{tab.label}: {tab.seqs()}"
+            assert tab.of("balance_updated")[-1]["newBalance"] == sum(amounts) == 56.5
+            assert tab.call("get_current_balance") == {"balance": 56.5, "seq": len(amounts)}
+        assert api.balance(dana)["seq"] == len(amounts)
+    finally:
+        close_all(tabs)

@@ -1,0 +1,102 @@
+"""Nothing committed is lost between commit and publish: the outbox relay delivers what was left behind.
+
+Two ways a committed change can miss its publish: the process that committed it
+died before publishing (here: the test process commits through the services with
+publishing off, and never publishes, exactly the state a crash leaves), or the
+publish is off or failing (a server started with ``OUTBOX_PUBLISH_AFTER_COMMIT=false``,
+so every change travels by the relay, which runs in all three workers at once).
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from balance.extensions import db
+from balance.services import wallet
+from tests.e2e.clients import close_all, open_tabs
+from tests.e2e.conftest import deploy
+from tests.e2e.servers import BalanceServer, eventually, query, server_env
+from tests.support import databases
+
+pytestmark = pytest.mark.multiprocess
+
+
+def commit_without_publishing(database_url: str, transaction_id: str, admin_id: int) -> None:
+    """Approve a top-up the way a process that died right after commit would: the outbox row stays unpublished."""
+    app = databases.make_app(database_url, OUTBOX_PUBLISH_AFTER_COMMIT=False)
+    with app.app_context():
+        wallet.process_topup(wallet.ProcessTopup(transaction_id, admin_id, approve=True))
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_change_whose_process_died_before_publishing_reaches_every_tab_once_through_the_relay(cluster):
+    api, admin = cluster.api, cluster.admin
+    erin = api.new_user("erin")
+    api.top_up(erin, admin, 10)
+    tabs = open_tabs(cluster.url, erin, 6)
+    try:
+        pending = api.request_topup(erin, 15)["id"]
+        commit_without_publishing(cluster.database_url, pending, admin.id)
+        (published_at,), = query(cluster.database_url, "SELECT published_at FROM outbox_events "
+                                 "WHERE audience = 'user' AND user_id = %s AND seq = 2", erin.id)
+        assert published_at is None, "the commit alone must leave the row for the relay"
+
+        for tab in tabs:
+            tab.wait_for("transaction_completed", timeout=10)
+            assert tab.names() == ["balance_initial", "balance_updated", "transaction_completed"], tab.events
+            assert tab.of("balance_updated")[0] | {"timestamp": None} == {
+                "newBalance": 25, "previousBalance": 10, "transactionId": pending, "transactionType": "topup",
+                "amount": 15, "seq": 2, "timestamp": None}
+        eventually(lambda: query(cluster.database_url, "SELECT published_at FROM outbox_events "
+                                 "WHERE user_id = %s AND seq = 2", erin.id)[0][0], "the relay marks the row published")
+
+        eventually(lambda: api.balance(erin)["seq"] == 2, "the relay brings the balance cache up to the ledger")
+
+        api.top_up(erin, admin, 1)  # and the next change, published at once, follows in order
+        for tab in tabs:
+            tab.wait_for_seq(3)
+            assert tab.seqs() == [2, 3]
+    finally:
+        close_all(tabs)
+
+
+@pytest.fixture(scope="module")
+def relay_only(fresh_database, redis_factory, tmp_path_factory):
+    redis = redis_factory()
+    database_url = fresh_database("relay")
+    env = server_env(database_url, redis.url, workers=3, OUTBOX_PUBLISH_AFTER_COMMIT="false")
+    server = BalanceServer.gunicorn(env, tmp_path_factory.mktemp("relay") / "gunicorn.log")
+    try:
+        yield deploy(server, redis, database_url)
+    finally:
+        server.stop()
+
+
+def test_with_publishing_after_commit_off_every_change_arrives_by_the_relay_once_and_in_order(relay_only):
+    api, admin = relay_only.api, relay_only.admin
+    frank, gina = api.new_user("frank"), api.new_user("gina")
+    tabs = {u.id: open_tabs(relay_only.url, u, 4) for u in (frank, gina)}
+    try:
+        for amount in (1, 2, 3):
+            api.top_up(frank, admin, amount)
+        short = api.pay(frank, 100, expect=402)["error"]["transaction"]
+        api.top_up(gina, admin, 7)
+
+        for tab in tabs[frank.id]:
+            tab.wait_for("balance_insufficient", timeout=10)
+            assert tab.names() == ["balance_initial"] + ["balance_updated", "transaction_completed"] * 3 + [
+                "transaction_failed", "balance_insufficient"], tab.events
+            assert tab.seqs() == [1, 2, 3]
+            assert tab.of("transaction_failed")[0]["transactionId"] == short["id"]
+        for tab in tabs[gina.id]:
+            tab.wait_for("transaction_completed", timeout=10)
+            assert tab.names() == ["balance_initial", "balance_updated", "transaction_completed"], tab.events
+
+        assert relay_only.server.count_logged("outbox relay published") >= 1
+        eventually(lambda: query(relay_only.database_url,
+                                 "SELECT count(*) FROM outbox_events WHERE published_at IS NULL") == [(0,)],
+                   "the relay marks every row published")
+    finally:
+        close_all(itertools.chain.from_iterable(tabs.values()))

@@ -1,0 +1,87 @@
+"""Redis stops in the middle of a stream of approvals and comes back: the API keeps answering and nothing is lost.
+
+While Redis is down the changes are committed with their outbox rows but cannot be
+published, and every worker loses its subscription. When it is back, each worker
+resyncs its sockets from the ledger and the outbox relay publishes what was left
+behind (which the gateways then drop as repeats). Every tab ends with every
+``balance_updated`` exactly once, in order, and the books are clean.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.e2e.clients import close_all, open_tabs
+from tests.e2e.conftest import deploy
+from tests.e2e.servers import BalanceServer, eventually, query, server_env
+from tests.e2e.test_fanout import sockets_per_worker
+
+pytestmark = pytest.mark.multiprocess
+
+TABS_PER_USER = 4
+BEFORE, DURING, AFTER = 4, 5, 3
+
+
+@pytest.fixture(scope="module")
+def deployment(fresh_database, redis_factory, tmp_path_factory):
+    redis = redis_factory()
+    database_url = fresh_database("outage")
+    server = BalanceServer.gunicorn(server_env(database_url, redis.url, workers=3),
+                                    tmp_path_factory.mktemp("outage") / "gunicorn.log")
+    try:
+        yield deploy(server, redis, database_url)
+    finally:
+        server.stop()
+
+
+def test_approvals_during_a_redis_outage_reach_every_tab_once_in_order_after_it_returns(deployment):
+    api, admin, server = deployment.api, deployment.admin, deployment.server
+    users = [api.new_user("outage") for _ in range(2)]
+    total = BEFORE + DURING + AFTER
+    pending = {u.id: [api.request_topup(u, amount)["id"] for amount in range(1, total + 1)] for u in users}
+    tabs = {u.id: open_tabs(deployment.url, u, TABS_PER_USER) for u in users}
+    everyone = list(itertools.chain.from_iterable(tabs.values()))
+    try:
+        spread = sockets_per_worker(deployment.url)
+        assert len(spread) == 3 and all(spread.values()), f"sockets did not land on all 3 workers: {spread}"
+
+        def approve(upto: int, start: int) -> None:
+            for i in range(start, upto):
+                for u in users:
+                    assert api.decide(admin, pending[u.id][i])["status"] == "success"
+
+        approve(BEFORE, 0)
+        for tab in everyone:
+            tab.wait_for_seq(BEFORE)
+
+        deployment.redis.stop()
+        approve(BEFORE + DURING, BEFORE)
+        for u in users:
+            assert api.balance(u)["seq"] == BEFORE + DURING, "GET /balance must fall back to the database"
+        deployment.redis.start()
+        approve(total, BEFORE + DURING)
+
+        expected_balances = list(itertools.accumulate(range(1, total + 1)))
+        for tab in everyone:
+            tab.wait_for_seq(total, timeout=20)
+            assert tab.seqs() == list(range(1, total + 1)), f"{tab.label}: {tab.seqs()}"
+            assert [e["newBalance"] for e in tab.of("balance_updated")] == expected_balances
+
+        for u in users:
+            (balance, seq), = query(deployment.database_url, "SELECT balance, seq FROM accounts WHERE user_id = %s",
+                                    u.id)
+            assert (balance, seq) == (sum(range(1, total + 1)) * 100, total)
+            for tab in tabs[u.id]:
+                assert tab.call("get_current_balance") == {"balance": balance / 100, "seq": seq}
+
+        assert server.pids_that_logged("lost the Redis subscription") == server.pids_that_logged(
+            "BalanceGateway initialized and subscribed"), "every worker should have lost and regained Redis"
+        eventually(lambda: query(deployment.database_url,
+                                 "SELECT count(*) FROM outbox_events WHERE published_at IS NULL") == [(0,)],
+                   "the relay has published every outbox row left behind")
+    finally:
+        close_all(everyone)
+
+    verify = server.flask("ledger", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
