@@ -1,0 +1,150 @@
+"""Turning the driver's send times and the receivers' arrival times into the benchmark's numbers."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-len(sorted_values) * p // 100))  # ceil(n * p / 100), at least 1
+    return sorted_values[int(rank) - 1]
+
+
+def distribution(values: list[float]) -> dict:
+    v = sorted(values)
+    return {"count": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90), "p99": percentile(v, 99),
+            "p999": percentile(v, 99.9), "max": v[-1] if v else None,
+            "mean": sum(v) / len(v) if v else None}
+
+
+def _ms(values: list[float]) -> dict:
+    return {k: (v * 1000 if k != "count" and v is not None else v) for k, v in distribution(values).items()}
+
+
+def deliveries(sent: list, receivers: list[dict], sockets_of: dict[int, list[int]],
+               published: dict[str, float] | None = None, rate: float = 1.0) -> dict:
+    """Match every successful change to every socket of its user by transactionId.
+
+    ``sent`` rows: [i, kind, user_id, transaction_id, http_status, t_sent, t_answered, tx_status].
+    Expected: one ``balance_updated`` per (change, socket of its user). Duplicates are
+    arrivals beyond the first for a pair; strays are arrivals at another user's socket
+    or of a change the driver did not make; ``out_of_order`` counts a socket seeing a
+    ``seq`` not greater than the one before. ``published`` (transactionId -> when the
+    change's message appeared on ``balance:updates``) splits each latency in two: the
+    write path (request sent -> published) and the fan-out (published -> socket).
+    """
+    published = published or {}
+    changes = {}
+    http_failed = []
+    for i, kind, user_id, tx_id, status, t0, t1, tx_status in sent:
+        if status in (200, 201) and tx_status == "success" and tx_id:
+            changes[tx_id] = (user_id, t0, t1, kind)
+        else:
+            http_failed.append({"i": i, "kind": kind, "status": status, "detail": tx_status})
+    socket_user = {s: u for u, socks in sockets_of.items() for s in socks}
+    first: dict[tuple[str, int], float] = {}
+    arrivals = Counter()
+    strays = out_of_order = 0
+    by_socket = defaultdict(list)
+    for rec in receivers:
+        for tx_id, sock, t, seq in rec["received"]:
+            arrivals[(tx_id, sock)] += 1
+            change = changes.get(tx_id)
+            if change is None or socket_user.get(sock) != change[0]:
+                strays += 1
+                continue
+            first[(tx_id, sock)] = min(t, first.get((tx_id, sock), t))
+            by_socket[sock].append((t, seq))
+    for arrivals_of_socket in by_socket.values():
+        arrivals_of_socket.sort()
+        seqs = [s for _, s in arrivals_of_socket]
+        out_of_order += sum(1 for a, b in zip(seqs, seqs[1:]) if b is None or a is None or b <= a)
+    expected = sum(len(sockets_of[user_id]) for user_id, *_ in changes.values())
+    latencies = [t - changes[tx][1] for (tx, _sock), t in first.items()]
+    write_path = [published[tx] - t0 for tx, (_u, t0, _t1, _k) in changes.items() if tx in published]
+    fanout = [t - published[tx] for (tx, _sock), t in first.items() if tx in published]
+    answered = [t1 for _u, _t0, t1, _k in changes.values()]
+    # first send to last answer, plus one interval: a run exactly on schedule shows the offered rate
+    window = (max(answered) - min(t0 for _u, t0, _t1, _k in changes.values()) + 1 / rate) if answered else 0
+    after_answer = sum(1 for (tx, _s), t in first.items() if t > changes[tx][2])
+    http = [t1 - t0 for _i, _k, _u, _tx, status, t0, t1, _st in sent if status in (200, 201)]
+    missing = [(tx, s) for tx, (u, *_r) in changes.items() for s in sockets_of[u] if (tx, s) not in first]
+    return {
+        "changes": len(changes),
+        "changes_by_kind": dict(Counter(k for *_x, k in changes.values())),
+        "http_failed": http_failed[:20],
+        "http_failed_count": len(http_failed),
+        "expected": expected,
+        "delivered": len(first),
+        "duplicates": sum(n - 1 for n in arrivals.values() if n > 1),
+        "strays": strays,
+        "out_of_order": out_of_order,
+        "missing_sample": missing[:10],
+        "window_seconds": window,
+        "latency_ms": _ms(latencies),
+        "write_path_ms": _ms(write_path),
+        "fanout_ms": _ms(fanout),
+        "arrived_after_http_answer": after_answer,
+        "http_ms": _ms(http),
+    }
+
+
+def resources(samples: list[dict], since: float, until: float) -> dict:
+    """Mean and peak CPU (% of one core) and peak RSS per process group over the load window."""
+    window = [s for s in samples if since <= s["t"] <= until] or samples
+    out = {"box_cpu_mean": _mean([s["box_cpu"] for s in window])}
+    groups = {k for s in window for k in s if k not in ("t", "box_cpu")}
+    for g in sorted(groups):
+        cpu = [s[g]["cpu"] for s in window if g in s]
+        rss = [s[g]["rss"] for s in window if g in s]
+        out[g] = {"cpu_mean": _mean(cpu), "cpu_max": max(cpu) if cpu else None, "rss_max": max(rss) if rss else None}
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _f(x, digits=2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    d, r, m, a = result["deliveries"], result["resources"], result["memory"], result["args"]
+    lat = d["latency_ms"]
+    server = r.get("server", {})
+    mib = 1024 * 1024
+    lines = [
+        f"**{a['users']} users x {a['sockets_per_user']} sockets = {result['sockets_connected']} sockets, "
+        f"{a['rate']} changes/s for {a['duration']} s, {a['workers']} workers ({result['worker_class']})**",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| changes made (approvals / payments) | {d['changes']} ({d['changes_by_kind'].get('approve', 0)} / "
+        f"{d['changes_by_kind'].get('pay', 0)}); failed requests: {d['http_failed_count']} |",
+        f"| achieved changes per second | {_f(result['achieved_tps'], 1)} |",
+        f"| delivered / expected | {d['delivered']} / {d['expected']} "
+        f"({_f(100 * d['delivered'] / d['expected'] if d['expected'] else None, 3)} %) |",
+        f"| duplicates / strays / out of order | {d['duplicates']} / {d['strays']} / {d['out_of_order']} |",
+        f"| request-to-socket latency p50 / p90 / p99 / p99.9 / max (ms) | {_f(lat['p50'])} / {_f(lat['p90'])} / "
+        f"{_f(lat['p99'])} / {_f(lat['p999'])} / {_f(lat['max'])} |",
+        f"| of which request -> message on Redis p50 / p99 (ms) | {_f(d['write_path_ms']['p50'])} / "
+        f"{_f(d['write_path_ms']['p99'])} |",
+        f"| of which Redis -> socket p50 / p99 (ms) | {_f(d['fanout_ms']['p50'])} / {_f(d['fanout_ms']['p99'])} |",
+        f"| HTTP request latency p50 / p99 (ms) | {_f(d['http_ms']['p50'])} / {_f(d['http_ms']['p99'])} |",
+        f"| server CPU mean / peak (% of one core, {a['workers']} workers + master) | "
+        f"{_f(server.get('cpu_mean'), 0)} / {_f(server.get('cpu_max'), 0)} |",
+        f"| server RSS idle / all sockets connected / peak under load (MiB) | {_f(m['idle']['rss'] / mib, 1)} / "
+        f"{_f(m['connected']['rss'] / mib, 1)} / {_f((server.get('rss_max') or 0) / mib, 1)} |",
+        f"| memory per socket, RSS (USS) delta / sockets (KiB) | {_f(m['per_socket_rss'] / 1024, 1)} "
+        f"({_f(m['per_socket_uss'] / 1024, 1)}) |",
+        f"| sockets per worker | {', '.join(str(n) for n in result['sockets_per_worker'])} |",
+        f"| load generator CPU mean (% of one core) | {_f(r.get('loadgen', {}).get('cpu_mean'), 0)} |",
+        f"| PostgreSQL / Redis CPU mean (% of one core) | {_f(r.get('postgres', {}).get('cpu_mean'), 0)} / "
+        f"{_f(r.get('redis', {}).get('cpu_mean'), 0)} |",
+        f"| whole machine CPU mean during the run / before it (% of one core; {result['machine']['cpus']} cores) | "
+        f"{_f(r.get('box_cpu_mean'), 0)} / {_f(result.get('background_cpu'), 0)} |",
+    ]
+    return "\n".join(lines) + "\n"

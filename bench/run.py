@@ -1,0 +1,276 @@
+"""Load benchmark for the live balance path: HTTP change -> PostgreSQL -> Redis -> every socket of the user.
+
+    .venv/bin/python bench/run.py --users 100 --sockets-per-user 10 --rate 100 --duration 30 --workers 2
+
+Starts throwaway PostgreSQL and Redis (or uses --database-url / --redis-url, default
+$DATABASE_URL / $REDIS_URL), migrates, seeds users and pending top-ups, starts gunicorn
+from the Procfile's web line, connects the sockets (websocket only), makes the changes
+at a steady rate, prints a markdown table and writes JSON to bench/results/. Exits 1
+if any expected event was not delivered exactly once. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [ROOT, HERE]
+
+import report  # noqa: E402
+import seed  # noqa: E402
+from server import Gunicorn, Sampler, memory  # noqa: E402
+
+from tests.support import databases, services  # noqa: E402
+
+PY = sys.executable
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=100)
+    p.add_argument("--sockets-per-user", type=int, default=10)
+    p.add_argument("--rate", type=float, default=100, help="changes per second (approvals and payments)")
+    p.add_argument("--duration", type=float, default=30, help="seconds of load")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
+    p.add_argument("--payment-share", type=float, default=0.5, help="share of changes that are payments")
+    p.add_argument("--client-procs", type=int, default=1, help="socket receiver processes")
+    p.add_argument("--worker-class", help="override the Procfile's --worker-class (e.g. "
+                   "geventwebsocket.gunicorn.workers.GeventWebSocketWorker)")
+    p.add_argument("--server-venv", help="virtualenv whose gunicorn serves (default: the repo's .venv)")
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                   help="PostgreSQL database to use (migrated, not emptied); default: a throwaway server")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="default: a throwaway server")
+    p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late events after the last answer")
+    p.add_argument("--label", default="", help="added to the result file names")
+    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    return p.parse_args(argv)
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.cleanup: list = []
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        name = f"{self.stamp}-{args.users}x{args.sockets_per_user}-r{args.rate:g}-w{args.workers}"
+        self.name = name + (f"-{args.label}" if args.label else "")
+        self.dir = os.path.join(args.results, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.groups = {}
+
+    def log(self, msg: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    # -- services ---------------------------------------------------------------------------
+
+    def services(self) -> tuple[str, str]:
+        a = self.args
+        if a.database_url:
+            uri = databases.sqlalchemy_url(a.database_url)
+            databases.migrate(uri)
+        else:
+            pg = services.PostgresServer().start()
+            self.cleanup.append(pg.close)
+            uri = databases.create_postgres_database(pg.url, "balance_bench")
+            with open(os.path.join(pg.data, "postmaster.pid")) as f:
+                postmaster = int(f.readline())
+            self.groups["postgres"] = lambda: [postmaster]
+        if a.redis_url:
+            redis_url = a.redis_url
+        else:
+            rs = services.RedisServer().start()
+            self.cleanup.append(rs.close)
+            redis_url = rs.url
+            self.groups["redis"] = lambda: [rs.proc.pid]
+        return uri, redis_url
+
+    # -- load generator processes ---------------------------------------------------------------
+
+    def _spawn(self, mode: str, spec: dict, tag: str) -> tuple[subprocess.Popen, str]:
+        spec_path = os.path.join(self.dir, f"{tag}.spec.json")
+        out_path = os.path.join(self.dir, f"{tag}.out.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        proc = subprocess.Popen([PY, os.path.join(HERE, "loadgen.py"), mode, spec_path, out_path],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                stderr=open(os.path.join(self.dir, f"{tag}.stderr.log"), "w"))
+        return proc, out_path
+
+    def connect(self, url: str, users: list[dict], sockets_per_user: int, procs: int, tag: str):
+        """Start receiver processes holding ``sockets_per_user`` sockets for each user; wait until all are READY."""
+        sockets_of, slices, n = {}, [[] for _ in range(procs)], 0
+        for k, u in enumerate(users):
+            socks = list(range(n, n + sockets_per_user))
+            n += sockets_per_user
+            sockets_of[u["user_id"]] = socks
+            slices[k % procs].append({"user_id": u["user_id"], "token": u["token"], "sockets": socks})
+        receivers = [self._spawn("receive", {"url": url, "users": s}, f"{tag}{i}") for i, s in enumerate(slices) if s]
+        connected = failed = 0
+        for proc, _ in receivers:
+            line = proc.stdout.readline().split()
+            if not line or line[0] != "READY":
+                raise RuntimeError(f"a receiver did not get ready; see {self.dir}/{tag}*.stderr.log")
+            connected, failed = connected + int(line[1]), failed + int(line[2])
+        return receivers, sockets_of, connected, failed
+
+    def stop_receivers(self, receivers) -> list[dict]:
+        for proc, _ in receivers:
+            proc.stdin.write("STOP\n")
+            proc.stdin.flush()
+        out = []
+        for proc, path in receivers:
+            proc.wait(60)
+            with open(path) as f:
+                out.append(json.load(f))
+        return out
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def execute(self) -> dict:
+        a = self.args
+        t_start = time.time()
+        background = box_cpu(2.0)
+        self.log(f"machine CPU busy before the run: {background:.0f}% of one core (other work shares the box)")
+        uri, redis_url = self.services()
+        secret = secrets.token_urlsafe(32)
+        self.log(f"seeding {a.users} users and their pending top-ups")
+        stage = seed.prepare(uri, secret, a.users, seed.topups_needed(a.users, a.rate, a.duration, a.payment_share))
+        plan = seed.plan(stage, a.rate, a.duration, a.payment_share)
+
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(DATABASE_URL=uri.replace("postgresql+psycopg://", "postgresql://"), REDIS_URL=redis_url,
+                   SECRET_KEY=secret, JWT_SECRET=secret, BALANCE_ENV="production", WORKER_CONNECTIONS="10000")
+        gunicorn = Gunicorn(env, a.workers, services.free_port(), os.path.join(self.dir, "gunicorn.log"),
+                            a.worker_class, a.server_venv)
+        self.log(f"starting: {gunicorn.cmd}")
+        gunicorn.start()
+        self.cleanup.append(gunicorn.stop)
+        self.groups["server"] = gunicorn.pids
+
+        # warm every worker's socket path once, so its one-time imports are not counted per socket
+        warm, _, _, _ = self.connect(gunicorn.url, stage.users[:1], 4 * a.workers, 1, "warmup")
+        self.stop_receivers(warm)
+        time.sleep(1.0)
+        idle = memory(gunicorn.pids())
+
+        self.log(f"connecting {a.users * a.sockets_per_user} sockets")
+        receivers, sockets_of, connected, failed = self.connect(gunicorn.url, stage.users, a.sockets_per_user,
+                                                                a.client_procs, "receiver")
+        time.sleep(1.0)
+        loaded = memory(gunicorn.pids())
+        per_worker = gunicorn.worker_metrics()
+        sockets_per_worker = sorted((m["sockets"] for m in per_worker.values()), reverse=True)
+        self.log(f"{connected} sockets connected ({failed} failed), per worker: {sockets_per_worker}")
+
+        driver, driver_out = self._spawn("drive", {"url": gunicorn.url, "rate": a.rate, "plan": plan,
+                                                   "admin_token": stage.admin_token, "redis_url": redis_url}, "driver")
+        receiver_pids = [p.pid for p, _ in receivers]
+        self.groups["loadgen"] = lambda: [*receiver_pids, driver.pid]
+        for pid in gunicorn.worker_pids():
+            self.groups[f"worker:{pid}"] = (lambda pid=pid: [pid])
+        sampler = Sampler(self.groups)
+        sampler.start()
+        self.log(f"driving {len(plan)} changes at {a.rate:g}/s")
+        driver.wait()
+        time.sleep(a.drain)
+        samples = sampler.stop()
+        with open(driver_out) as f:
+            drive = json.load(f)
+        received = self.stop_receivers(receivers)
+        end_metrics = gunicorn.worker_metrics()
+
+        d = report.deliveries(drive["sent"], received, sockets_of, drive["published"], a.rate)
+        window = d["window_seconds"]
+        sockets = max(connected, 1)
+        return {
+            "name": self.name,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "args": vars(a) | {"database_url": bool(a.database_url), "redis_url": bool(a.redis_url)},
+            "command": " ".join([os.path.relpath(PY, ROOT), "bench/run.py", *sys.argv[1:]]),
+            "gunicorn": gunicorn.cmd,
+            "worker_class": a.worker_class or "gevent",
+            "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                        "platform": platform.platform(), "python": platform.python_version(),
+                        "cpu_model": _cpu_model()},
+            "sockets_connected": connected,
+            "sockets_failed": failed,
+            "sockets_per_worker": sockets_per_worker,
+            "disconnects": sum(len(r["disconnects"]) for r in received),
+            "connect_seconds": max(r["connect_seconds"] for r in received),
+            "memory": {"idle": idle, "connected": loaded,
+                       "per_socket_rss": (loaded["rss"] - idle["rss"]) / sockets,
+                       "per_socket_uss": (loaded["uss"] - idle["uss"]) / sockets},
+            "achieved_tps": d["changes"] / window if window > 0 else None,
+            "driver_schedule_lag_ms": {"p99": drive["schedule_lag_p99"] * 1000, "max": drive["schedule_lag_max"] * 1000},
+            "deliveries": d,
+            "other_events": _sum_dicts(r["other"] for r in received),
+            "resources": report.resources(samples, drive["start"], drive["start"] + window),
+            "background_cpu": background,
+            "worker_metrics_end": list(end_metrics.values()),
+            "setup_seconds": round(time.time() - t_start, 1),
+        }
+
+    def close(self) -> None:
+        for fn in reversed(self.cleanup):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up
+                self.log(f"cleanup: {exc!r}")
+
+
+def box_cpu(seconds: float) -> float:
+    """How busy the machine is (% of one core) over ``seconds``: other work skews a benchmark on a shared box."""
+    a = psutil.cpu_times()
+    time.sleep(seconds)
+    b = psutil.cpu_times()
+    busy = lambda t: sum(t) - t.idle - getattr(t, "iowait", 0)  # noqa: E731
+    return 100 * (busy(b) - busy(a)) / seconds
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def _sum_dicts(dicts) -> dict:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    run = Run(args)
+    try:
+        result = run.execute()
+    finally:
+        run.close()
+    table = report.markdown(result)
+    with open(os.path.join(run.dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(run.dir, "result.md"), "w") as f:
+        f.write(f"`{result['command']}`  \n{result['date']}\n\n{table}")
+    print(table)
+    print(f"results: {os.path.relpath(run.dir, ROOT)}/result.json", file=sys.stderr)
+    d = result["deliveries"]
+    ok = (d["delivered"] == d["expected"] and d["duplicates"] == 0 and d["strays"] == 0
+          and d["http_failed_count"] == 0 and result["sockets_failed"] == 0 and d["expected"] > 0)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
