@@ -11,6 +11,7 @@ import logging
 
 from flask import current_app, request
 from flask_jwt_extended import decode_token
+from flask_socketio import ConnectionRefusedError as SocketRefused
 from flask_socketio import Namespace, join_room
 
 from ..extensions import db
@@ -20,8 +21,8 @@ from .gateway import ADMINS_ROOM, NAMESPACE, user_room
 log = logging.getLogger("BalanceGateway")
 
 
-class Refused(ConnectionRefusedError):
-    pass
+class Refused(SocketRefused):
+    """A refused connect; its message reaches the client as ``connect_error`` data (``{message}``)."""
 
 
 def _token(auth) -> str | None:

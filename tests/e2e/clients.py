@@ -74,12 +74,12 @@ class Api:
 class Tab:
     """One open page of the seed's client: every event on ``/balance``, in arrival order."""
 
-    def __init__(self, label: str = "tab"):
+    def __init__(self, label: str = "tab", **client_options):
         self.label = label
         self.events: list[tuple[str, object]] = []
         self.refusal = None
         self._changed = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio.Client(reconnection=False, **client_options)
         self.client.on("*", self._record, namespace=NAMESPACE)
         self.client.on("connect_error", self._refused, namespace=NAMESPACE)
 
@@ -92,11 +92,11 @@ class Tab:
         self.refusal = data
 
     def connect(self, base_url: str, token: str | None = None, *, auth: dict | None = None, query: str = "",
-                transports=("websocket",)) -> Tab:
+                headers: dict | None = None, transports=("websocket",)) -> Tab:
         if auth is None:
             auth = {"token": token} if token is not None else None
-        self.client.connect(base_url + query, auth=auth, namespaces=[NAMESPACE], transports=list(transports),
-                            wait_timeout=10)
+        self.client.connect(base_url + query, auth=auth, headers=headers or {}, namespaces=[NAMESPACE],
+                            transports=list(transports), wait_timeout=10)
         return self
 
     def close(self) -> None:

@@ -1,0 +1,121 @@
+"""Who may open a ``/balance`` socket: an access token, once, at connect; everything else gets ``connect_error``.
+
+The token may come in the ``auth`` object (the seed's hook), the ``token`` query
+parameter or the login cookie, with or without a ``Bearer `` prefix. Tokens are made
+here the way an attacker or a confused client would: garbage, signed with another
+key, expired, a refresh token, no signature at all, a user that does not exist.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import quote
+
+import jwt
+import pytest
+import socketio
+from flask import Flask
+from flask_jwt_extended import JWTManager, create_refresh_token
+
+from tests.e2e.clients import Tab
+from tests.e2e.servers import JWT_SECRET
+
+pytestmark = pytest.mark.multiprocess
+
+
+def claims(user_id, **overrides) -> dict:
+    now = int(time.time())
+    return {"sub": str(user_id), "iat": now, "nbf": now, "exp": now + 600, "jti": str(uuid.uuid4()),
+            "type": "access", "fresh": False, "role": "user", **overrides}
+
+
+def signed(payload: dict, key: str = JWT_SECRET) -> str:
+    return jwt.encode(payload, key, algorithm="HS256")
+
+
+def refresh_token(user_id) -> str:
+    """A genuine refresh token, made by flask-jwt-extended with the server's own secret."""
+    app = Flask(__name__)
+    app.config["JWT_SECRET_KEY"] = JWT_SECRET
+    JWTManager(app)
+    with app.app_context():
+        return create_refresh_token(identity=str(user_id))
+
+
+def expired(user_id) -> str:
+    now = int(time.time())
+    return signed(claims(user_id, iat=now - 7200, nbf=now - 7200, exp=now - 60))
+
+
+@pytest.fixture(scope="module")
+def someone(cluster):
+    return cluster.api.new_user("auth")
+
+
+REFUSED = {
+    "no auth at all": lambda u: None,
+    "no token": lambda u: {},
+    "empty token": lambda u: {"token": ""},
+    "token not a string": lambda u: {"token": 12345},
+    "garbage": lambda u: {"token": "not-a-jwt"},
+    "bearer garbage": lambda u: {"token": "Bearer not.a.jwt"},
+    "signed with another key": lambda u: {"token": signed(claims(u.id), "another-secret-of-sufficient-length-0123")},
+    "expired": lambda u: {"token": expired(u.id)},
+    "refresh token": lambda u: {"token": refresh_token(u.id)},
+    "unsigned (alg none)": lambda u: {"token": jwt.encode(claims(u.id), None, algorithm="none")},
+    "unknown user": lambda u: {"token": signed(claims(987654321))},
+    "subject not a user id": lambda u: {"token": signed(claims("admin"))},
+    "tampered signature": lambda u: {"token": u.token.rsplit(".", 1)[0] + ".AAAA"},
+}
+
+
+@pytest.mark.parametrize("make_auth", REFUSED.values(), ids=REFUSED.keys())
+def test_a_socket_without_a_valid_access_token_is_refused_with_connect_error(cluster, someone, make_auth):
+    tab = Tab("refused")
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            tab.connect(cluster.url, auth=make_auth(someone))
+        assert str((tab.refusal or {}).get("message")).startswith("unauthorized"), \
+            f"connect_error should say why: {tab.refusal}"
+        assert tab.events == []
+    finally:
+        tab.close()
+
+
+def test_an_expired_token_in_the_query_string_is_refused_too(cluster, someone):
+    tab = Tab("refused")
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            tab.connect(cluster.url, query="?token=" + quote(expired(someone.id)))
+        assert tab.refusal == {"message": "unauthorized: invalid or expired token"}
+    finally:
+        tab.close()
+
+
+ACCEPTED = {
+    "auth token": lambda u: {"auth": {"token": u.token}},
+    "auth token with Bearer prefix": lambda u: {"auth": {"token": f"Bearer {u.token}"}},
+    "query string token": lambda u: {"query": f"?token={u.token}"},
+    "query string token with Bearer prefix": lambda u: {"query": "?token=" + quote(f"Bearer {u.token}")},
+    "login cookie": lambda u: {"headers": {"Cookie": f"balance_access={u.token}"}},
+}
+
+
+@pytest.mark.parametrize("where", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_an_access_token_is_accepted_from_auth_query_string_or_cookie_with_or_without_bearer(cluster, someone, where):
+    tab = Tab("accepted")
+    try:
+        tab.connect(cluster.url, **where(someone))
+        tab.wait_for("balance_initial")
+        assert tab.events == [("balance_initial", {"balance": 0, "seq": 0})]
+    finally:
+        tab.close()
+
+
+def test_a_page_on_another_origin_cannot_open_a_socket_even_with_the_login_cookie(cluster, someone):
+    tab = Tab("cross-site", websocket_extra_options={"origin": "https://evil.example.com"})
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            tab.connect(cluster.url, headers={"Cookie": f"balance_access={someone.token}"})
+    finally:
+        tab.close()
