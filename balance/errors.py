@@ -6,8 +6,11 @@ answered with a generic 500 that leaks nothing.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
-from flask import render_template, request
+from flask import redirect, render_template, request
+from flask_jwt_extended import unset_jwt_cookies
+from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -59,6 +62,16 @@ def respond(status: int, code: str, message: str, fields: dict | None = None, **
     return body(code, message, fields, **extra), status
 
 
+def to_login():
+    """A browser without a usable login goes to the log-in page (and back here after a GET); a stale cookie is dropped."""
+    target = "/login"
+    if request.method == "GET" and request.path != "/login":
+        target += "?next=" + quote(request.full_path.rstrip("?"), safe="")
+    response = redirect(target, 303)
+    unset_jwt_cookies(response)
+    return response
+
+
 def init_app(app) -> None:
     @app.errorhandler(e.BalanceError)
     def _domain(error: e.BalanceError):
@@ -82,7 +95,17 @@ def init_app(app) -> None:
         return respond(500, "internal_error", "something went wrong on our side")
 
     def _unauthorized(message: str):
+        if wants_html():
+            return to_login()
         return respond(401, "unauthorized", message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error: CSRFError):
+        # A page form without its token is refused, not sent to log in: the user is logged in.
+        if wants_html():
+            return respond(400, "csrf_failed", "This form has expired or did not come from this site. "
+                                              "Go back, reload the page and try again.")
+        return _unauthorized(f"authentication required: {error}")
 
     jwt.unauthorized_loader(lambda msg: _unauthorized(f"authentication required: {msg}"))
     jwt.invalid_token_loader(lambda msg: _unauthorized(f"invalid token: {msg}"))

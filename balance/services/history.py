@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import and_, or_, select
 
@@ -31,18 +32,22 @@ def encode_cursor(tx: Transaction) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; anything this API did not write (a naive time, an id that is not one) is a 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, tx_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(tx_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        return at.astimezone(timezone.utc), str(uuid.UUID(tx_id))
+    except (ValueError, TypeError, AttributeError, OverflowError):
         raise ValidationFailed("cursor is not valid", fields={"cursor": "not a cursor from this API"}) from None
 
 
 def page_size(raw: str | None, default: int = 20) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise ValidationFailed(f"limit must be a whole number from 1 to {MAX_PAGE}",
                                fields={"limit": f"1 to {MAX_PAGE}"})
     return int(raw)
@@ -83,3 +88,8 @@ def users_with_balances() -> list[tuple[User, Account]]:
     return db.session.execute(
         select(User, Account).join(Account, Account.user_id == User.id).order_by(User.email)
     ).all()
+
+
+def newest_first(query, limit: int, cursor: str | None) -> Page:
+    """Keyset paging, newest first, for a read module's own transaction query (its filters, its eager loads)."""
+    return _newest_first(query, limit, cursor)

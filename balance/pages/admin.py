@@ -1,0 +1,104 @@
+"""``/admin``: the pending top-ups (live), decisions, processed top-ups, users and their histories.
+
+A decision needs a confirmation: the page's script asks inline; without scripts the
+server shows a confirmation page. The wallet service decides once: a second click or
+a second admin gets ``AlreadyProcessed``, and the page says who decided first.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from .. import wire
+from ..domain.errors import AlreadyProcessed, ValidationFailed
+from ..domain.money import to_wire
+from ..services import admin_views, history, wallet
+from . import forms
+from .guard import admin_required
+from .templating import money, when
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PAGE_SIZE = 20
+VERBS = {"success": "approved", "failed": "rejected"}
+
+
+@bp.get("")
+@bp.get("/")
+@admin_required
+def home():
+    """The admin's start page is the queue."""
+    return redirect(url_for(".pending"))
+
+
+@bp.get("/topups")
+@admin_required
+def pending():
+    """Pending top-ups, oldest first; new requests appear live."""
+    return render_template("admin/pending.html", rows=admin_views.pending())
+
+
+@bp.post("/topups/<transaction_id>/decide")
+@admin_required
+def decide(transaction_id):
+    """Approve or reject one pending top-up, once, after a confirmation."""
+    try:
+        choice = forms.decision(request.form)
+    except ValidationFailed as error:
+        tx = admin_views.topup(transaction_id)
+        return render_template("admin/confirm.html", tx=tx, choice=request.form.get("decision"),
+                               note=request.form.get("note", ""), errors=error.fields), 422
+    if request.form.get("confirmed") != "yes":
+        return render_template("admin/confirm.html", tx=admin_views.topup(transaction_id),
+                               choice=request.form["decision"], note=choice["note"] or "", errors={})
+    try:
+        result = wallet.process_topup(wallet.ProcessTopup(transaction_id, g.viewer.id, choice["approve"],
+                                                          choice["note"]))
+    except AlreadyProcessed:
+        flash(_too_late(transaction_id, choice["approve"]), "error")
+        return redirect(url_for(".pending"), 303)
+    tx = result.transaction
+    flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {tx.user.email}.", "success")
+    return redirect(url_for(".pending"), 303)
+
+
+def _too_late(transaction_id: str, approve: bool) -> str:
+    """Tell the admin who lost a race (or clicked twice) who decided first, and that money moved once."""
+    wanted = "approved" if approve else "rejected"
+    d = admin_views.decision(transaction_id)
+    if d is None:
+        return f"Not {wanted}: this top-up no longer exists."
+    who = "you" if d.admin_id == g.viewer.id else (d.admin_email or "another admin")
+    return f"Not {wanted} again: {who} already {VERBS.get(d.status, d.status)} this top-up at {when(d.at)}. " \
+           f"Nothing more was credited."
+
+
+@bp.get("/topups/processed")
+@admin_required
+def processed():
+    """Decided top-ups, newest first, with who decided and when."""
+    page = admin_views.processed(history.page_size(request.args.get("limit"), PAGE_SIZE),
+                                 request.args.get("cursor") or None)
+    return render_template("admin/processed.html", page=page, cursor=request.args.get("cursor"))
+
+
+@bp.get("/users")
+@admin_required
+def users():
+    """Every user with their balance (kept fresh by the page), linking to their history."""
+    return render_template("admin/users.html", rows=admin_views.users())
+
+
+@bp.get("/users/balances")
+@admin_required
+def balances():
+    """The users page's refresh: every wallet's balance (currency units, as on the wire) and seq."""
+    return {"items": [dict(b, balance=to_wire(b["balance"]), updated_at=wire.timestamp(b["updated_at"]))
+                      for b in admin_views.balances()]}
+
+
+@bp.get("/users/<int:user_id>")
+@admin_required
+def user_history(user_id):
+    """One user's balance and transactions, newest first."""
+    view = admin_views.user_history(user_id, PAGE_SIZE, request.args.get("cursor") or None)
+    return render_template("admin/user.html", view=view, cursor=request.args.get("cursor"))

@@ -1,0 +1,71 @@
+"""``/``: a user's wallet (live balance, history, top-up form, rooms), and the forms it posts.
+
+Each form carries an Idempotency-Key made when the page was rendered, so a double
+click or a browser retry does the thing once. After a POST the page redirects
+(so reloading never re-posts) and says what happened in a flash message.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from ..domain.errors import IdempotencyKeyReused, ValidationFailed
+from ..services import booking, dashboard_views, wallet
+from . import forms
+from .guard import login_required
+from .templating import money
+
+bp = Blueprint("dashboard", __name__)
+
+PAGE_SIZE = 10
+
+
+def _render(status: int = 200, topup: dict | None = None, errors: dict | None = None):
+    view = dashboard_views.dashboard(g.viewer.id, PAGE_SIZE, request.args.get("cursor") or None)
+    return render_template("dashboard/index.html", view=view, cursor=request.args.get("cursor"),
+                           topup=topup or {}, errors=errors or {}, page_size=PAGE_SIZE), status
+
+
+@bp.get("/")
+@login_required
+def index():
+    """The wallet: balance (live after first paint), transactions newest first, top-up and booking forms."""
+    return _render()
+
+
+@bp.post("/topup")
+@login_required
+def topup():
+    """Ask an admin for a top-up; it shows as pending until they decide."""
+    kept = {k: request.form.get(k, "") for k in ("amount", "description", "idempotency_key")}
+    try:
+        data = forms.topup(request.form)
+        key, print_ = forms.keyed(request.form, "page:topup", data)
+        wallet.request_topup(wallet.RequestTopup(g.viewer.id, data["amount"], data["description"], key, print_))
+    except ValidationFailed as error:
+        return _render(422, kept, error.fields or {"amount": error.message})
+    except IdempotencyKeyReused:
+        kept["idempotency_key"] = ""
+        return _render(422, kept, {"form": "This form was already sent with other values. Check them and send again."})
+    flash(f"Top-up of {money(data['amount'])} requested. An admin will review it.", "success")
+    return redirect(url_for(".index"), 303)
+
+
+@bp.post("/book")
+@login_required
+def book():
+    """Book a room from the catalogue: pay its price once, however often the button is pressed."""
+    try:
+        done = booking.book(g.viewer.id, request.form.get("room", ""), request.form.get("idempotency_key"))
+    except (ValidationFailed, IdempotencyKeyReused) as error:
+        flash(f"Not booked: {error.message}.", "error")
+        return redirect(url_for(".index"), 303)
+    room, result = done.room, done.result
+    if result.insufficient:
+        short = result.insufficient
+        flash(f"Not booked: {room.name} costs {money(short['required'])} and your balance is "
+              f"{money(short['current'])}. You need {money(short['shortfall'])} more.", "error")
+    else:
+        again = " (You had already booked this; you were charged once.)" if result.replayed else ""
+        flash(f"Booked {room.description}: paid {money(room.total)}. "
+              f"Balance: {money(result.transaction.balance_snapshot)}.{again}", "success")
+    return redirect(url_for(".index"), 303)

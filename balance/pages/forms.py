@@ -1,0 +1,67 @@
+"""HTML forms read into the API's own schemas, so a form and a JSON body obey the same rules.
+
+Form fields arrive as text: an amount is turned into a ``Decimal`` first (as the
+JSON reader does), and the schema's messages are made into sentences for people.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from ..api.schemas import ProcessSchema, RegisterSchema, TopupSchema, load
+from ..domain.errors import ValidationFailed
+from ..services import idempotency
+
+_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+_LENGTH = re.compile(r"^(Shorter than minimum|Longer than maximum) length (\d+)\.$")
+
+
+def _sentence(message: str) -> str:
+    found = _LENGTH.match(message)
+    if found:
+        return f"Use {'at least' if found.group(1).startswith('Shorter') else 'at most'} {found.group(2)} characters."
+    if message == "Missing data for required field.":
+        return "This field is required."
+    message = message[:1].upper() + message[1:]
+    return message if message.endswith(".") else message + "."
+
+
+def _load(schema, data: dict) -> dict:
+    try:
+        return load(schema, data)
+    except ValidationFailed as error:
+        raise ValidationFailed(error.message, fields={k: _sentence(v) for k, v in error.fields.items()}) from None
+
+
+def _amount(text: str):
+    """``"1,250.50"`` -> ``Decimal("1250.50")``; anything else is left for the schema to refuse with its message."""
+    cleaned = text.strip().replace(",", "")
+    return Decimal(cleaned) if _PLAIN_NUMBER.match(cleaned) else cleaned
+
+
+def signup(form) -> dict:
+    return _load(RegisterSchema(), {"email": form.get("email", "").strip(), "password": form.get("password", ""),
+                                    "name": form.get("name", "").strip() or None})
+
+
+def topup(form) -> dict:
+    text = form.get("amount", "")
+    if not text.strip():
+        raise ValidationFailed("some fields are not valid", fields={"amount": "Enter an amount."})
+    return _load(TopupSchema(), {"amount": _amount(text), "description": form.get("description", "").strip() or None})
+
+
+def decision(form) -> dict:
+    """An admin's decision: ``approve`` or ``reject`` and an optional note (the API's process schema)."""
+    choice = form.get("decision", "")
+    if choice not in ("approve", "reject"):
+        raise ValidationFailed("choose approve or reject", fields={"decision": "Choose approve or reject."})
+    data = _load(ProcessSchema(), {"status": "success" if choice == "approve" else "failed",
+                                   "admin_notes": form.get("note", "").strip() or None})
+    return {"approve": choice == "approve", "note": data["admin_notes"]}
+
+
+def keyed(form, endpoint: str, data: dict) -> tuple[str | None, str | None]:
+    """The form's Idempotency-Key (one per rendered form) and the fingerprint of what it asks for."""
+    key = idempotency.check_key(form.get("idempotency_key") or None)
+    return key, (idempotency.fingerprint(endpoint, data) if key else None)
