@@ -22,6 +22,8 @@ def json_object() -> dict:
         body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValidationFailed("the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object")
     return body

@@ -1,10 +1,8 @@
 """Request schemas. Amount fields use the money parser, so the rules live in one place."""
 from __future__ import annotations
 
-
-
 from flask import current_app
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from ..domain.errors import InvalidAmount, ValidationFailed
 from ..domain.money import parse_amount, parse_limit
@@ -24,9 +22,33 @@ def _text(max_len: int, **kw):
     return fields.String(validate=validate.Length(max=max_len), allow_none=True, load_default=None, **kw)
 
 
+UNTRIMMED = ("password",)
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def clean_text(self, data, **kwargs):
+        """Trim text (but never a password) before it is validated, so ``" a@b.com "`` is an email address;
+        refuse text no database column can hold: NUL characters (PostgreSQL) and lone surrogates (UTF-8)."""
+        bad = {name: "must be text without NUL characters or unpaired surrogates"
+               for name, value in data.items() if isinstance(value, str) and not _storable(value)}
+        if bad:
+            raise ValidationError(bad)
+        return {name: (value.strip() if isinstance(value, str) and name not in UNTRIMMED else value)
+                for name, value in data.items()}
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class RegisterSchema(Strict):
@@ -64,6 +86,6 @@ def load(schema: Schema, body: dict) -> dict:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         flat = {k: (v[0] if isinstance(v, list) and v else str(v)) for k, v in messages.items()}
         raise ValidationFailed("some fields are not valid", fields=flat) from None
-    return {k: (v.strip() if isinstance(v, str) and k not in ("password",) else v) for k, v in data.items()}
+    return data
 
 

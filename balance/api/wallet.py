@@ -25,6 +25,11 @@ def _replay_header(result) -> dict:
     return {"Idempotent-Replayed": "true"} if result.replayed else {}
 
 
+def _transaction(result) -> dict:
+    """The transaction as this request is answered: a replay gets exactly the first answer."""
+    return result.first_answer or wire.transaction(result.transaction)
+
+
 @bp.get("/balance")
 @user_required
 def get_balance():
@@ -57,7 +62,7 @@ def request_topup():
     data, key, print_ = _keyed_body(TopupSchema(), "topup")
     result = wallet.request_topup(wallet.RequestTopup(current_user.id, data["amount"], data.get("description"),
                                                       key, print_))
-    return wire.transaction(result.transaction), 201, _replay_header(result)
+    return _transaction(result), 201, _replay_header(result)
 
 
 @bp.get("/transactions/topup/pending")
@@ -89,6 +94,6 @@ def pay():
         error = InsufficientFunds("insufficient balance for this payment")
         body = {"error": {"code": error.code, "message": error.message,
                           **wire.insufficient_details(short["required"], short["current"]),
-                          "transaction": wire.transaction(result.transaction)}}
+                          "transaction": _transaction(result)}}
         return body, 402, _replay_header(result)
-    return wire.transaction(result.transaction), 201, _replay_header(result)
+    return _transaction(result), 201, _replay_header(result)

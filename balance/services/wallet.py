@@ -6,12 +6,14 @@ and the outbox rows to the publisher.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from .. import wire
 from ..database import write_transaction
 from ..domain import events as ev
 from ..domain import ledger
@@ -51,12 +53,17 @@ class MakePayment:
 
 @dataclass
 class Result:
-    """What a use case did: the transaction, whether this was a replay, and the shortfall if it was refused."""
+    """What a use case did: the transaction, whether this was a replay, and the shortfall if it was refused.
+
+    A replay also carries ``first_answer``: the transaction as the first request was
+    answered (wire form), since a top-up may have been decided since then.
+    """
 
     transaction: Transaction
     replayed: bool = False
     insufficient: dict | None = None
     events: list = field(default_factory=list)
+    first_answer: dict | None = None
 
 
 def _currency() -> str:
@@ -70,7 +77,15 @@ def _replay(user_id: int, key: str | None, print_: str | None) -> Result | None:
     if found is None:
         return None
     return Result(db.session.get(Transaction, found.transaction_id), replayed=True,
-                  insufficient=found.outcome.get("insufficient"))
+                  insufficient=found.outcome.get("insufficient"), first_answer=found.outcome.get("transaction"))
+
+
+def _known_id(transaction_id: str, what: str = "transaction") -> str:
+    """Transaction ids are UUIDs; anything else (even a NUL byte PostgreSQL would refuse) is simply not found."""
+    try:
+        return str(uuid.UUID(transaction_id))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"no such {what}") from None
 
 
 def _keyed(cmd, run) -> Result:
@@ -108,7 +123,8 @@ def request_topup(cmd: RequestTopup) -> Result:
             session.add(tx)
             session.flush()
             if cmd.idempotency_key:
-                idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id, {})
+                idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
+                                   {"transaction": wire.transaction(tx)})
             events = [ev.TopupRequested(cmd.user_id, user.email, tx.id, cmd.amount, cmd.description, now)]
             rows = outbox.stage(events)
         return Result(tx, events=events), rows, None
@@ -118,11 +134,12 @@ def request_topup(cmd: RequestTopup) -> Result:
 
 def process_topup(cmd: ProcessTopup) -> Result:
     """Approve (credit once) or reject a pending top-up; ``AlreadyProcessed`` for the loser of a race."""
+    transaction_id = _known_id(cmd.transaction_id, "top-up")
     with write_transaction() as session:
         now = utcnow()
         claimed = session.execute(
             update(Transaction)
-            .where(Transaction.id == cmd.transaction_id, Transaction.type == "topup", Transaction.status == "pending")
+            .where(Transaction.id == transaction_id, Transaction.type == "topup", Transaction.status == "pending")
             .values(
                 status="success" if cmd.approve else "failed",
                 processed_at=now,
@@ -132,7 +149,7 @@ def process_topup(cmd: ProcessTopup) -> Result:
             )
             .execution_options(synchronize_session=False)
         ).rowcount
-        tx = session.get(Transaction, cmd.transaction_id, populate_existing=True)
+        tx = session.get(Transaction, transaction_id, populate_existing=True)
         if not claimed:
             if tx is None or tx.type != "topup":
                 raise NotFound("no such top-up")
@@ -188,7 +205,7 @@ def pay(cmd: MakePayment) -> Result:
                 ]
                 snapshot = snapshots.Snapshot(cmd.user_id, applied.balance_after, applied.seq, wallet.currency, now)
             if cmd.idempotency_key:
-                outcome = {"insufficient": insufficient} if insufficient else {}
+                outcome = {"transaction": wire.transaction(tx), "insufficient": insufficient}
                 idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id, outcome)
             rows = outbox.stage(events)
         return Result(tx, insufficient=insufficient, events=events), rows, snapshot
@@ -197,7 +214,7 @@ def pay(cmd: MakePayment) -> Result:
 
 
 def get_transaction(user_id: int, transaction_id: str) -> Transaction:
-    tx = db.session.get(Transaction, transaction_id)
+    tx = db.session.get(Transaction, _known_id(transaction_id))
     if tx is None or tx.user_id != user_id:
         raise NotFound("no such transaction")
     return tx

@@ -1,0 +1,95 @@
+"""``/auth``: registering and logging in, through the HTTP API."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import databases
+from tests.support.api import assert_error
+
+
+def test_registering_answers_201_with_the_public_user_and_an_empty_wallet(client, auth):
+    reply = auth.register("Alice@Example.com ", password="correct-horse", name="Alice")
+    assert reply.status_code == 201
+    user = reply.get_json()["user"]
+    assert user == {"id": user["id"], "email": "alice@example.com", "name": "Alice", "role": "user"}
+    headers = auth.headers_for("alice@example.com", "correct-horse")
+    balance = client.get("/balance", headers=headers).get_json()
+    assert (balance["balance"], balance["currency"], balance["seq"]) == (0, "USD", 0)
+
+
+def test_the_name_is_optional(auth):
+    reply = auth.client.post("/auth/register", json={"email": "noname@example.com", "password": "password123"})
+    assert reply.status_code == 201
+    assert reply.get_json()["user"]["name"] is None
+
+
+@pytest.mark.parametrize("again", ["taken@example.com", "TAKEN@example.com", "  taken@example.com"])
+def test_registering_a_taken_email_is_a_409_whatever_its_case(auth, again):
+    assert auth.register("taken@example.com").status_code == 201
+    assert_error(auth.register(again), 409, "email_taken", ["email"])
+
+
+def test_logging_in_answers_a_bearer_token_that_works(client, auth):
+    user_id, _ = auth.new_user("bob@example.com")
+    reply = auth.login("bob@example.com")
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert (body["token_type"], body["expires_in"]) == ("Bearer", 3600)
+    assert body["user"] == {"id": user_id, "email": "bob@example.com", "name": None, "role": "user"}
+    assert client.get("/balance", headers={"Authorization": f"Bearer {body['access_token']}"}).status_code == 200
+
+
+def test_logging_in_ignores_the_case_and_spaces_of_the_email(auth):
+    auth.new_user("carol@example.com")
+    assert auth.login("  Carol@EXAMPLE.com").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("dave@example.com", "wrong-password"), ("nobody@example.com", "password123"),
+     ("dave@example.com", "PASSWORD123"), ("dave@example.com", "password123 ")],
+    ids=["wrong password", "unknown email", "password case", "password with a space"],
+)
+def test_bad_credentials_are_a_401_that_does_not_say_which_part_was_wrong(auth, email, password):
+    auth.new_user("dave@example.com")
+    error = assert_error(auth.login(email, password), 401, "invalid_credentials")
+    assert error["message"] == "invalid email or password"
+
+
+def test_the_password_is_stored_hashed_with_argon2(app, auth):
+    auth.new_user("erin@example.com", password="plain-text-pw")
+    with app.app_context():
+        from balance.extensions import db
+        from balance.models import User
+
+        stored = db.session.query(User).filter_by(email="erin@example.com").one().password_hash
+    assert stored.startswith("$argon2") and "plain-text-pw" not in stored
+
+
+def test_an_admin_logs_in_with_the_admin_role_in_the_answer(auth):
+    auth.new_admin("root@example.com", password="admin-password-1")
+    assert auth.login("root@example.com", "admin-password-1").get_json()["user"]["role"] == "admin"
+
+
+def test_logins_beyond_the_rate_limit_get_429_with_the_json_error_body(database_uri):
+    app = databases.make_app(database_uri, LOGIN_RATE_LIMIT="3 per minute")
+    try:
+        client = app.test_client()
+        client.post("/auth/register", json={"email": "fay@example.com", "password": "password123"})
+        attempts = [client.post("/auth/login", json={"email": "fay@example.com", "password": p})
+                    for p in ("password123", "wrong-one-1", "password123")]
+        assert [r.status_code for r in attempts] == [200, 401, 200]
+
+        refused = client.post("/auth/login", json={"email": "fay@example.com", "password": "password123"})
+
+        error = assert_error(refused, 429, "rate_limited")
+        assert "3 per 1 minute" in error["message"]
+        assert client.post("/auth/register", json={"email": "gus@example.com", "password": "password123"}
+                           ).status_code == 201, "only logging in is limited"
+    finally:
+        with app.app_context():
+            from balance.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
