@@ -1,0 +1,228 @@
+"""The ``/balance`` gateway through Flask-SocketIO's test client: one process, SQLite, no Redis, no message queue.
+
+The same contract as the multi-worker tests, at the speed of a unit test: the
+greeting, ``get_current_balance`` and its acknowledgement, catch-up and its window,
+bad client input, refused tokens, and in-process delivery of a change made over HTTP.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask_jwt_extended import create_refresh_token
+
+from balance.extensions import db, socketio
+from tests.support import databases
+from tests.support.auth import AuthActions
+
+NS = "/balance"
+SEED_BALANCE_UPDATE = {"newBalance", "previousBalance", "transactionId", "transactionType", "amount", "timestamp",
+                       "seq"}
+
+
+@pytest.fixture
+def make_app(sqlite_template_path, tmp_path):
+    apps = []
+
+    def make(**overrides):
+        uri = databases.copy_sqlite(sqlite_template_path, str(tmp_path / f"gateway{len(apps)}.sqlite3"))
+        app = databases.make_app(uri, **overrides)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+class Tab:
+    """A test-client socket that keeps everything it received, since the greeting is sent from a background task."""
+
+    def __init__(self, app, client, token: str | None, **kw):
+        auth = {"token": token, **kw} if token is not None else None
+        self.sock = socketio.test_client(app, namespace=NS, auth=auth, flask_test_client=client)
+        self.events: list[tuple[str, object]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self.sock.is_connected(NS)
+
+    def collect(self) -> list:
+        for packet in self.sock.get_received(NS):
+            self.events.append((packet["name"], packet["args"][0] if packet["args"] else None))
+        return self.events
+
+    def until(self, condition, what: str, timeout: float = 5.0) -> list:
+        deadline = time.monotonic() + timeout
+        while not condition(self.collect()):
+            assert time.monotonic() < deadline, f"{what} not received within {timeout}s: {self.events}"
+            time.sleep(0.01)
+        return self.events
+
+    def greeted(self) -> list:
+        return self.until(lambda events: any(name == "balance_initial" for name, _ in events), "balance_initial")
+
+    def ask(self, *args):
+        return self.sock.emit("get_current_balance", *args, callback=True, namespace=NS)
+
+    def close(self) -> None:
+        if self.connected:
+            self.sock.disconnect(NS)
+
+
+@pytest.fixture
+def tabs(app, client):
+    opened = []
+
+    def open_tab(token, **kw) -> Tab:
+        tab = Tab(app, client, token, **kw)
+        opened.append(tab)
+        return tab
+
+    yield open_tab
+    for tab in opened:
+        tab.close()
+
+
+def token_of(headers: dict) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_a_socket_is_greeted_with_its_balance_and_seq_on_connect(auth, tabs):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 50)
+    tab = tabs(token_of(user))
+    assert tab.connected
+    assert tab.greeted() == [("balance_initial", {"balance": 50, "seq": 1})]
+
+
+def test_get_current_balance_acknowledges_with_the_snapshot_and_sends_balance_initial(auth, tabs):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 12.5)
+    tab = tabs(token_of(user))
+    tab.greeted()
+    assert tab.ask() == {"balance": 12.5, "seq": 1}
+    tab.until(lambda events: len(events) == 2, "the second balance_initial")
+    assert tab.events[1] == ("balance_initial", {"balance": 12.5, "seq": 1})
+
+
+def test_get_current_balance_with_since_seq_replays_the_changes_after_it_then_the_snapshot(auth, tabs):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    for amount in (1, 2, 3):
+        auth.fund(user, admin, amount)
+    tab = tabs(token_of(user))
+    tab.greeted()
+    assert tab.ask({"since_seq": 1}) == {"balance": 6, "seq": 3}
+    events = tab.until(lambda events: len(events) == 4, "two replayed changes and the snapshot")
+    assert [name for name, _ in events[1:]] == ["balance_updated", "balance_updated", "balance_initial"]
+    assert [(e["seq"], e["previousBalance"], e["newBalance"]) for _, e in events[1:3]] == [(2, 1, 3), (3, 3, 6)]
+    assert set(events[1][1]) == SEED_BALANCE_UPDATE
+
+
+def test_connecting_with_since_seq_gets_the_missed_changes_before_the_greeting(auth, tabs):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    for amount in (5, 6, 7):
+        auth.fund(user, admin, amount)
+    tab = tabs(token_of(user), since_seq=1)
+    events = tab.greeted()
+    assert [(name, data.get("seq")) for name, data in events] == [
+        ("balance_updated", 2), ("balance_updated", 3), ("balance_initial", 3)]
+
+
+def test_past_the_catch_up_window_a_returning_socket_gets_only_the_snapshot(make_app):
+    app = make_app(CATCHUP_WINDOW=2)
+    client = app.test_client()
+    auth = AuthActions(client)
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    for amount in (1, 1, 1):
+        auth.fund(user, admin, amount)
+    tab = Tab(app, client, token_of(user), since_seq=0)
+    try:
+        assert tab.greeted() == [("balance_initial", {"balance": 3, "seq": 3})]
+        assert tab.ask({"since_seq": 1}) == {"balance": 3, "seq": 3}
+        assert [name for name, _ in tab.until(lambda e: len(e) == 4, "replay within the window")] == [
+            "balance_initial", "balance_updated", "balance_updated", "balance_initial"]
+    finally:
+        tab.close()
+
+
+@pytest.mark.parametrize("bad", [-1, "soon", 2.5, True, [3], {"since_seq": -4}], ids=repr)
+def test_a_bad_since_seq_gets_an_error_event_and_an_error_ack(auth, tabs, bad):
+    _, user = auth.new_user()
+    tab = tabs(token_of(user))
+    tab.greeted()
+    ack = tab.ask(bad)
+    assert "since_seq" in ack["error"]["message"]
+    events = tab.until(lambda events: len(events) == 2, "the error event")
+    assert events[1] == ("error", ack["error"])
+    assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
+
+
+def refresh_token_for(app, user_id: int) -> str:
+    with app.app_context():
+        return create_refresh_token(identity=str(user_id))
+
+
+@pytest.mark.parametrize("make_token", [
+    lambda app, uid, token: None,
+    lambda app, uid, token: "",
+    lambda app, uid, token: "garbage",
+    lambda app, uid, token: token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"),
+    lambda app, uid, token: refresh_token_for(app, uid),
+], ids=["no token", "empty", "garbage", "tampered signature", "refresh token"])
+def test_a_socket_with_a_missing_or_invalid_token_is_not_connected(app, auth, tabs, make_token):
+    user_id, user = auth.new_user()
+    tab = tabs(make_token(app, user_id, token_of(user)))
+    assert not tab.connected
+    assert app.extensions["balance.gateway"].sockets == {}, "a refused socket must not be attached to a user"
+
+
+def test_an_approval_over_http_reaches_the_users_socket_in_process_and_no_other_users(auth, client, tabs):
+    _, user = auth.new_user()
+    _, other = auth.new_user()
+    _, admin = auth.new_admin()
+    mine, theirs, admins = tabs(token_of(user)), tabs(token_of(other)), tabs(token_of(admin))
+    for tab in (mine, theirs, admins):
+        tab.greeted()
+
+    approved = auth.fund(user, admin, 20)
+
+    events = mine.until(lambda events: len(events) == 3, "the change and its completion")
+    assert [name for name, _ in events] == ["balance_initial", "balance_updated", "transaction_completed"]
+    assert events[1][1] | {"timestamp": None} == {
+        "newBalance": 20, "previousBalance": 0, "transactionId": approved["id"], "transactionType": "topup",
+        "amount": 20, "seq": 1, "timestamp": None}
+    admins.until(lambda events: len(events) == 3, "the admins' queue events")
+    assert [name for name, _ in admins.events] == ["balance_initial", "topup_requested", "topup_processed"]
+
+    short = client.post("/transactions/payment", json={"amount": 30}, headers=user)
+    assert short.status_code == 402
+    events = mine.until(lambda events: len(events) == 5, "the refused payment")
+    assert [name for name, _ in events[3:]] == ["transaction_failed", "balance_insufficient"]
+    assert events[4][1] | {"timestamp": None} == {
+        "transactionId": short.get_json()["error"]["transaction"]["id"], "requiredAmount": 30,
+        "currentBalance": 20, "shortfall": 10, "timestamp": None}
+
+    assert theirs.collect() == [("balance_initial", {"balance": 0, "seq": 0})]
