@@ -5,6 +5,7 @@ of twenty decisions is a couple of queries, not forty-one.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +43,14 @@ class UserHistory:
     transactions: history.Page
 
 
+def _id(transaction_id: str) -> str | None:
+    """Transaction ids are UUIDs; anything else (a NUL PostgreSQL would refuse, say) names nothing."""
+    try:
+        return str(uuid.UUID(transaction_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def pending() -> list[Transaction]:
     """The queue, oldest first, each with who asked."""
     return db.session.execute(
@@ -53,8 +62,9 @@ def pending() -> list[Transaction]:
 
 def topup(transaction_id: str) -> Transaction:
     """One top-up with its requester (for the confirmation page)."""
-    tx = db.session.execute(
-        select(Transaction).options(*_PEOPLE).where(Transaction.id == transaction_id, Transaction.type == "topup")
+    known = _id(transaction_id)
+    tx = known and db.session.execute(
+        select(Transaction).options(*_PEOPLE).where(Transaction.id == known, Transaction.type == "topup")
     ).scalar_one_or_none()
     if tx is None:
         raise NotFound("no such top-up")
@@ -69,8 +79,9 @@ def processed(limit: int, cursor: str | None) -> history.Page:
 
 def decision(transaction_id: str) -> Decision | None:
     """How a top-up was decided, to tell the admin who lost a race who won it."""
-    tx = db.session.execute(
-        select(Transaction).options(*_PEOPLE).where(Transaction.id == transaction_id)
+    known = _id(transaction_id)
+    tx = known and db.session.execute(
+        select(Transaction).options(*_PEOPLE).where(Transaction.id == known)
     ).scalar_one_or_none()
     if tx is None:
         return None

@@ -29,11 +29,11 @@
   };
   var REASONS = { insufficient_balance: "insufficient balance", rejected: "rejected" };
   var NOTES = {
-    live: "Updates here as soon as anything changes.",
+    live: "Live: changes appear here at once.",
     connecting: "Connecting for live updates…",
-    reconnecting: "Reconnecting… the balance may be out of date.",
-    offline: "Not live: reload the page or log in again.",
-    unavailable: "Live updates are unavailable; reload to see changes."
+    reconnecting: "Reconnecting… may be out of date.",
+    offline: "Not live: reload or log in again.",
+    unavailable: "Not live: reload to see changes."
   };
 
   /* ---- balance and rooms ------------------------------------------------------------------------- */
@@ -59,8 +59,9 @@
       var short = Number(room.dataset.totalMinor) - balance;
       var button = room.querySelector(".book-button");
       var name = room.querySelector(".room-name").textContent;
-      room.querySelector("[data-short-amount]").textContent = short > 0 ? L.money(short) : "";
-      room.querySelector("[data-short]").hidden = short <= 0;
+      var note = room.querySelector("[data-room-status]");
+      note.textContent = short > 0 ? "You need " + L.money(short) + " more." : "Within your balance.";
+      note.classList.toggle("is-short", short > 0);
       button.disabled = short > 0;
       button.textContent = short > 0 ? "Insufficient balance" : "Book now";
       button.setAttribute("aria-label", (short > 0 ? "Cannot book " : "Book ") + name);

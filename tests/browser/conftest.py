@@ -118,16 +118,16 @@ class Site:
         body = reply.json()
         return Person(body["user"]["id"], email, password, body["access_token"])
 
-    def user(self, name: str = "user") -> Person:
-        email = f"{name}{next(_numbers)}@example.com"
-        reply = self.api("POST", "/auth/register", json={"email": email, "password": PASSWORD})
+    def user(self, name: str = "user", email: str | None = None, full_name: str | None = None) -> Person:
+        email = email or f"{name}{next(_numbers)}@example.com"
+        reply = self.api("POST", "/auth/register", json={"email": email, "password": PASSWORD, "name": full_name})
         assert reply.status_code == 201, reply.text
         return self._login_api(email, PASSWORD)
 
-    def admin(self, name: str = "admin") -> Person:
+    def admin(self, name: str = "admin", email: str | None = None) -> Person:
         from balance.services import accounts
 
-        email = f"{name}{next(_numbers)}@example.com"
+        email = email or f"{name}{next(_numbers)}@example.com"
         with self.app.app_context():
             accounts.make_admin(email, "admin-password-1")
         return self._login_api(email, "admin-password-1")
