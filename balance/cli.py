@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from .domain.errors import BalanceError
 from .domain.money import format_plain
@@ -12,6 +13,7 @@ from .services import accounts, ledger_store
 @click.command("create-admin")
 @click.argument("email")
 @click.option("--password", help="Required for a new admin; resets the password of an existing user if given.")
+@with_appcontext
 def create_admin(email: str, password: str | None) -> None:
     """Create an admin account, or promote an existing user to admin."""
     try:
@@ -27,6 +29,7 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("verify")
+@with_appcontext
 def verify() -> None:
     """Check cached balances against postings, and that every entry sums to zero; exit 1 on any drift."""
     report = ledger_store.verify()

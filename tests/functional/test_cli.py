@@ -1,0 +1,100 @@
+"""``flask create-admin`` and ``flask ledger verify``, through Flask's CLI runner."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import text
+
+from balance.extensions import db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_create_admin_creates_an_admin_who_can_log_in_and_use_admin_routes(runner, client, auth):
+    result = runner.invoke(args=["create-admin", "Chief@Example.com", "--password", "chief-password"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("created admin chief@example.com (id ")
+    login = auth.login("chief@example.com", "chief-password").get_json()
+    assert login["user"]["role"] == "admin"
+    headers = {"Authorization": f"Bearer {login['access_token']}"}
+    assert client.get("/transactions/topup/pending", headers=headers).status_code == 200
+    assert client.get("/balance", headers=headers).get_json()["balance"] == 0, "an admin has a wallet too"
+
+
+def test_create_admin_promotes_an_existing_user_keeping_their_password_and_money(runner, client, auth):
+    _, user = auth.new_user("member@example.com", password="member-pass-1")
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 15)
+
+    result = runner.invoke(args=["create-admin", "member@example.com"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("promoted admin member@example.com")
+    login = auth.login("member@example.com", "member-pass-1").get_json()
+    assert login["user"]["role"] == "admin"
+    assert client.get("/balance", headers=user).get_json()["balance"] == 15
+
+
+def test_create_admin_with_a_password_resets_an_existing_users_password(runner, auth):
+    auth.new_user("forgetful@example.com", password="old-password")
+    assert runner.invoke(args=["create-admin", "forgetful@example.com", "--password", "new-password"]).exit_code == 0
+    assert auth.login("forgetful@example.com", "old-password").status_code == 401
+    assert auth.login("forgetful@example.com", "new-password").status_code == 200
+
+
+def test_create_admin_refuses_a_new_admin_without_a_password(runner, auth):
+    result = runner.invoke(args=["create-admin", "nobody@example.com"])
+    assert result.exit_code == 1
+    assert "needs a password" in result.output
+    assert auth.login("nobody@example.com", "").status_code == 400
+
+
+def test_ledger_verify_exits_0_and_prints_a_summary_when_the_books_balance(runner, auth, client):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 25)
+    client.post("/transactions/payment", json={"amount": 5}, headers=user)
+
+    result = runner.invoke(args=["ledger", "verify"])
+
+    assert result.exit_code == 0, result.output
+    assert "accounts: 4  entries: 2  postings: 4  sum of all postings: 0.00" in result.output
+    assert "ledger OK" in result.output
+
+
+def test_ledger_verify_exits_1_and_names_the_account_when_a_cached_balance_drifted(app, runner, auth):
+    user_id, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 25)
+    with app.app_context():
+        db.session.execute(text("UPDATE accounts SET balance = balance - 100 WHERE user_id = :u"), {"u": user_id})
+        db.session.commit()
+
+    result = runner.invoke(args=["ledger", "verify"])
+
+    assert result.exit_code == 1
+    assert f"DRIFT wallet of user {user_id}: cached 2400 but postings say 2500" in result.output
+    assert "ledger OK" not in result.output
+
+
+def test_ledger_verify_on_an_empty_database_is_clean(runner):
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "accounts: 0  entries: 0  postings: 0" in result.output
+
+
+def test_the_real_flask_command_line_finds_both_commands(database_uri, tmp_path):
+    """``flask --app app ...`` as the README and the Procfile run it, in a child process."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_uri, "BALANCE_ENV": "development",
+           "HOME": str(tmp_path), "FLASK_SKIP_DOTENV": "1"}
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    created = subprocess.run([*flask, "create-admin", "cli@example.com", "--password", "cli-password"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert "created admin cli@example.com" in created.stdout
+    verified = subprocess.run([*flask, "ledger", "verify"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert verified.returncode == 0, verified.stderr
+    assert "ledger OK" in verified.stdout

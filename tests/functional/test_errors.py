@@ -1,0 +1,44 @@
+"""Every error is the JSON body ``{"error": {"code", "message", "fields"?}}`` with a fitting status; nothing leaks."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import assert_error
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/refunds"),
+                                              ("GET", "/auth"), ("GET", "/transactions/topup/pending/extra")])
+def test_an_unknown_route_is_a_json_404(client, method, path):
+    assert_error(client.open(path, method=method), 404, "not_found")
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/balance"), ("GET", "/auth/login"), ("PUT", "/transactions"),
+                                              ("GET", "/transactions/topup/x/process"), ("POST", "/balance")])
+def test_a_wrong_method_is_a_json_405(client, method, path):
+    assert_error(client.open(path, method=method), 405, "method_not_allowed")
+
+
+def test_an_api_error_is_json_even_when_a_browser_asks_for_html(client, auth):
+    _, user = auth.new_user()
+    reply = client.get("/transactions/missing", headers={**user, "Accept": "text/html"})
+    assert_error(reply, 404, "not_found")
+
+
+def test_an_unexpected_failure_is_a_generic_json_500_that_leaks_nothing(app, client):
+    @app.get("/api/explode")
+    def explode():
+        raise RuntimeError("secret connection string postgres://u:hunter2@db")
+
+    reply = client.get("/api/explode")
+
+    error = assert_error(reply, 500, "internal_error")
+    assert "hunter2" not in reply.get_data(as_text=True)
+    assert error["message"] == "something went wrong on our side"
+
+
+def test_validation_errors_carry_fields_and_other_errors_do_not(client, auth):
+    _, user = auth.new_user()
+    with_fields = assert_error(client.post("/transactions/topup", json={}, headers=user), 400, "validation_error")
+    assert with_fields["fields"] == {"amount": "Missing data for required field."}
+    without = assert_error(client.get("/balance"), 401, "unauthorized")
+    assert "fields" not in without
