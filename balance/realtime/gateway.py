@@ -5,9 +5,13 @@ sockets it holds itself (``ignore_queue``), so N workers never mean N copies. Ea
 socket remembers the last ``seq`` it was sent:
 
 - a message at or below it is a repeat (the relay republished it) and is dropped;
-- a message that skips ahead means something was lost on the way (Redis was down,
-  this worker's subscription dropped): the missing changes are replayed from the
-  ledger first, so the socket still sees every change, in order;
+- a message that skips ahead means something was lost or overtaken on the way (Redis
+  was down, this worker's subscription dropped, a change left to the outbox relay was
+  passed by the next one): the missing changes are replayed from the ledger first, so
+  the socket still sees every ``balance_updated``, in order. The ledger has only the
+  balance changes, so the socket is owed the rest of those messages
+  (``transaction_completed``): if one arrives later (the relay republishes it, or it was
+  merely overtaken) its other events are sent then, once;
 - until a new socket has been sent its snapshot, its messages wait in a buffer.
 """
 from __future__ import annotations
@@ -34,13 +38,22 @@ def user_room(user_id: int) -> str:
 ADMINS_ROOM = "admins"
 
 
+OWED_LIMIT = 1000
+
+
 @dataclass
 class SocketState:
     user_id: int
     is_admin: bool
     last_seq: int | None = None
     buffer: list = field(default_factory=list)
+    owed: set[int] = field(default_factory=set)  # seqs sent from the ledger, whose other events may still come
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def filled(self, seq: int) -> None:
+        self.owed.add(seq)
+        if len(self.owed) > OWED_LIMIT:  # those never republished (published while this worker was not listening)
+            self.owed.discard(min(self.owed))
 
 
 class RecentIds:
@@ -135,11 +148,18 @@ class Gateway:
                 for change in replay.changes_between(state.user_id, state.last_seq):
                     self.emit_to(sid, *wire.event(change))
                     state.last_seq = change.seq
+                    state.filled(change.seq)
                     self.stats["gap_fills"] += 1
 
     def _send(self, sid: str, state: SocketState, message: Message) -> None:
         if message.seq is not None:
             if message.seq <= state.last_seq:
+                if message.seq in state.owed:  # its balance_updated came from the ledger: send the rest now
+                    state.owed.discard(message.seq)
+                    for name, data in message.events:
+                        if name != "balance_updated":
+                            self.emit_to(sid, name, data)
+                    return
                 self.stats["duplicates_dropped"] += 1
                 return
             if message.seq > state.last_seq + 1:
@@ -147,6 +167,7 @@ class Gateway:
                 try:
                     for change in replay.changes_between(state.user_id, state.last_seq, message.seq - 1):
                         self.emit_to(sid, *wire.event(change))
+                        state.filled(change.seq)
                 except Exception:  # the database is the only way to fill the gap; deliver what we have
                     log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, message.seq - 1)
             state.last_seq = message.seq

@@ -7,6 +7,8 @@ top-ups, a payment, a payment refused for want of funds.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -120,5 +122,24 @@ def test_http_answers_and_the_socket_agree_on_the_balance_after_a_burst_of_chang
             assert tab.of("balance_updated")[-1]["newBalance"] == sum(amounts) == 56.5
             assert tab.call("get_current_balance") == {"balance": 56.5, "seq": len(amounts)}
         assert api.balance(dana)["seq"] == len(amounts)
+    finally:
+        close_all(tabs)
+
+
+def test_concurrent_changes_of_one_user_served_by_different_workers_arrive_once_each_and_in_seq_order(cluster):
+    api, admin = cluster.api, cluster.admin
+    kim = api.new_user("kim")
+    pending = [api.request_topup(kim, amount)["id"] for amount in range(1, 25)]
+    tabs = open_tabs(cluster.url, kim, TABS_PER_USER)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            approved = list(pool.map(lambda tx_id: api.decide(admin, tx_id), pending))
+        assert {tx["status"] for tx in approved} == {"success"}
+        for tab in tabs:
+            tab.wait_until(lambda t: t.names().count("transaction_completed") >= len(pending) and
+                           len(t.seqs()) >= len(pending), f"{len(pending)} changes and their completions")
+            assert tab.seqs() == list(range(1, len(pending) + 1)), f"{tab.label}: {tab.seqs()}"
+            completed_ids = [e["transactionId"] for e in tab.of("transaction_completed")]
+            assert sorted(completed_ids) == sorted(pending), f"{tab.label}: completions {completed_ids}"
     finally:
         close_all(tabs)

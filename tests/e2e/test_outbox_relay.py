@@ -100,3 +100,26 @@ def test_with_publishing_after_commit_off_every_change_arrives_by_the_relay_once
                    "the relay marks every row published")
     finally:
         close_all(itertools.chain.from_iterable(tabs.values()))
+
+
+def test_a_change_overtaken_by_the_next_one_is_filled_from_the_ledger_and_its_completion_still_arrives(cluster):
+    """The next change is published before the relay republishes the one left behind: the gateway sees the gap,
+    sends the missing ``balance_updated`` from the ledger at once, and the completion when the relay brings it."""
+    api, admin = cluster.api, cluster.admin
+    lena = api.new_user("lena")
+    tabs = open_tabs(cluster.url, lena, 6)
+    try:
+        left_behind = api.request_topup(lena, 4)["id"]
+        commit_without_publishing(cluster.database_url, left_behind, admin.id)
+        overtaking = api.top_up(lena, admin, 6)["id"]
+        for tab in tabs:
+            tab.wait_for_seq(2)
+            assert tab.seqs() == [1, 2], f"{tab.label}: {tab.events}"
+            assert [e["transactionId"] for e in tab.of("balance_updated")] == [left_behind, overtaking]
+        for tab in tabs:
+            tab.wait_for("transaction_completed", count=2, timeout=10)
+            assert sorted(e["transactionId"] for e in tab.of("transaction_completed")) == sorted(
+                [left_behind, overtaking]), f"{tab.label}: {tab.events}"
+            assert tab.seqs() == [1, 2]
+    finally:
+        close_all(tabs)
