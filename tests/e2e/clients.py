@@ -154,3 +154,36 @@ def open_tabs(base_url: str, person: Person, count: int, label: str = "") -> lis
 def close_all(tabs) -> None:
     for tab in tabs:
         tab.close()
+
+
+def sockets_per_worker(base_url: str, workers: int = 3, tries: int = 200) -> dict[int, int]:
+    """Ask ``GET /metrics`` on new connections until every worker has answered: worker pid -> its open sockets."""
+    seen: dict[int, int] = {}
+    for _ in range(tries):
+        body = requests.get(base_url + "/metrics", headers={"Connection": "close"}, timeout=HTTP_TIMEOUT).json()
+        seen[body["pid"]] = body["sockets"]
+        if len(seen) == workers:
+            break
+    return seen
+
+
+def open_spread_tabs(base_url: str, people: list[Person], per_person: int, workers: int = 3,
+                     extra_rounds: int = 5) -> dict[int, list[Tab]]:
+    """``per_person`` tabs each, plus one more each while some worker holds no socket at all (bounded)."""
+    tabs: dict[int, list[Tab]] = {p.id: [] for p in people}
+    try:
+        for person in people:
+            tabs[person.id] += open_tabs(base_url, person, per_person)
+        for _ in range(extra_rounds):
+            spread = sockets_per_worker(base_url, workers)
+            if len(spread) == workers and all(spread.values()):
+                return tabs
+            for person in people:
+                tabs[person.id] += open_tabs(base_url, person, 1)
+        spread = sockets_per_worker(base_url, workers)
+        assert len(spread) == workers and all(spread.values()), f"sockets did not land on all workers: {spread}"
+        return tabs
+    except BaseException:
+        for group in tabs.values():
+            close_all(group)
+        raise

@@ -10,24 +10,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
-from tests.e2e.clients import close_all, open_tabs
+from tests.e2e.clients import close_all, open_spread_tabs, open_tabs
 
 pytestmark = pytest.mark.multiprocess
 
 TABS_PER_USER = 6
-
-
-def sockets_per_worker(url: str, workers: int = 3, tries: int = 100) -> dict[int, int]:
-    """Ask ``GET /metrics`` on new connections until every worker has answered: worker pid -> its open sockets."""
-    seen: dict[int, int] = {}
-    for _ in range(tries):
-        body = requests.get(url + "/metrics", headers={"Connection": "close"}, timeout=5).json()
-        seen[body["pid"]] = body["sockets"]
-        if len(seen) == workers:
-            break
-    return seen
 
 
 def updated(tx: dict, previous, new, seq: int) -> tuple[str, dict]:
@@ -62,14 +50,10 @@ def matches(received: list, expected: list) -> bool:
 def test_every_tab_of_a_user_gets_each_of_its_events_once_in_order_and_no_tab_gets_another_users(cluster):
     api, admin = cluster.api, cluster.admin
     alice, bob, carol = (api.new_user(name) for name in ("alice", "bob", "carol"))
-    tabs = {}
+    tabs = open_spread_tabs(cluster.url, [alice, bob, carol], TABS_PER_USER)
     try:
-        for person in (alice, bob, carol):
-            tabs[person.id] = open_tabs(cluster.url, person, TABS_PER_USER)
         admin_tabs = open_tabs(cluster.url, admin, 1)
         tabs[admin.id] = admin_tabs
-        spread = sockets_per_worker(cluster.url)
-        assert len(spread) == 3 and all(spread.values()), f"sockets did not land on all 3 workers: {spread}"
 
         expected = {alice.id: [], bob.id: [], carol.id: []}
 

@@ -12,10 +12,9 @@ import itertools
 
 import pytest
 
-from tests.e2e.clients import close_all, open_tabs
+from tests.e2e.clients import close_all, open_spread_tabs
 from tests.e2e.conftest import deploy
 from tests.e2e.servers import BalanceServer, eventually, query, server_env
-from tests.e2e.test_fanout import sockets_per_worker
 
 pytestmark = pytest.mark.multiprocess
 
@@ -40,13 +39,10 @@ def test_approvals_during_a_redis_outage_reach_every_tab_once_in_order_after_it_
     users = [api.new_user("outage") for _ in range(2)]
     total = BEFORE + DURING + AFTER
     pending = {u.id: [api.request_topup(u, amount)["id"] for amount in range(1, total + 1)] for u in users}
-    tabs = {u.id: open_tabs(deployment.url, u, TABS_PER_USER) for u in users}
+    tabs = open_spread_tabs(deployment.url, users, TABS_PER_USER)
     everyone = list(itertools.chain.from_iterable(tabs.values()))
     tabs_owner = {tab: owner for owner, group in tabs.items() for tab in group}
     try:
-        spread = sockets_per_worker(deployment.url)
-        assert len(spread) == 3 and all(spread.values()), f"sockets did not land on all 3 workers: {spread}"
-
         def approve(upto: int, start: int) -> None:
             for i in range(start, upto):
                 for u in users:
