@@ -56,20 +56,21 @@ def server_env(database_url: str, redis_url: str | None, workers: int, **setting
 class BalanceServer:
     """One server process group; ``start`` returns once it answers and every worker's gateway has said so."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, workers: int,
-                 ready_line: str | None):
-        self.argv, self.env, self.port, self.log_path = argv, env, port, log_path
-        self.workers, self.ready_line = workers, ready_line
+    def __init__(self, command, env: dict[str, str], log_path: Path, workers: int, ready_line: str | None):
+        self.command = command  # port -> (argv, extra environment)
+        self.env, self.log_path, self.workers, self.ready_line = env, log_path, workers, ready_line
+        self.port = 0
         self.proc: subprocess.Popen | None = None
         self._log = None
 
     @classmethod
     def gunicorn(cls, env: dict[str, str], log_path: Path, workers: int = 3) -> BalanceServer:
-        port = services.free_port()
-        argv = [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(workers), "--worker-connections", "1000",
-                "-b", f"127.0.0.1:{port}", "--graceful-timeout", "1", "--no-control-socket", "wsgi:app"]
+        def command(port: int):
+            return [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(workers), "--worker-connections", "1000",
+                    "-b", f"127.0.0.1:{port}", "--graceful-timeout", "1", "--no-control-socket", "wsgi:app"], {}
+
         ready = SUBSCRIBED if env.get("REDIS_URL") else IN_PROCESS
-        return cls(argv, {**env, "WEB_CONCURRENCY": str(workers)}, port, log_path, workers, ready)
+        return cls(command, {**env, "WEB_CONCURRENCY": str(workers)}, log_path, workers, ready)
 
     @classmethod
     def single_process(cls, env: dict[str, str], log_path: Path) -> BalanceServer:
@@ -78,26 +79,40 @@ class BalanceServer:
         Ready when it answers: its gateway's start-up line is not waited for, since the
         migrations it runs first reconfigure logging (see test_seed_hook.py).
         """
-        port = services.free_port()
-        env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1"}
-        return cls([sys.executable, "app.py"], env, port, log_path, 1, None)
+        def command(port: int):
+            return [sys.executable, "app.py"], {"HOST": "127.0.0.1", "PORT": str(port)}
+
+        return cls(command, {**env, "WEB_CONCURRENCY": "1"}, log_path, 1, None)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 40.0) -> BalanceServer:
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        _running.add(self)
+    def start(self, timeout: float = 40.0, attempts: int = 3) -> BalanceServer:
+        """Start on a free port (another one if someone took it meanwhile) and wait until ready."""
+        for _ in range(attempts):
+            self.port = services.free_port()
+            argv, extra = self.command(self.port)
+            self.env = {**self.env, **extra}
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            _running.add(self)
+            if self._wait_ready(timeout):
+                return self
+            self.stop()  # it exited: the port was taken between choosing and binding it
+        raise AssertionError(f"server could not bind a port in {attempts} attempts:\n{self.log_tail()}")
+
+    def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "in use" in self.log_tail(5):
+                    return False
                 raise AssertionError(f"server exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
             logged = self.ready_line is None or len(self.pids_that_logged(self.ready_line)) >= self.workers
             if logged and self._healthy():
-                return self
+                return True
             time.sleep(0.1)
         raise AssertionError(f"server not ready after {timeout}s (wanted {self.workers} x {self.ready_line!r}):\n"
                              f"{self.log_tail()}")
