@@ -14,12 +14,16 @@ from ..services import idempotency
 
 _PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _LENGTH = re.compile(r"^(Shorter than minimum|Longer than maximum) length (\d+)\.$")
+_BETWEEN = re.compile(r"^Length must be between (\d+) and (\d+)\.$")
 
 
 def _sentence(message: str) -> str:
     found = _LENGTH.match(message)
     if found:
         return f"Use {'at least' if found.group(1).startswith('Shorter') else 'at most'} {found.group(2)} characters."
+    found = _BETWEEN.match(message)
+    if found:
+        return f"Use {found.group(1)} to {found.group(2)} characters."
     if message == "Missing data for required field.":
         return "This field is required."
     message = message[:1].upper() + message[1:]
@@ -40,8 +44,14 @@ def _amount(text: str):
 
 
 def signup(form) -> dict:
-    return _load(RegisterSchema(), {"email": form.get("email", "").strip(), "password": form.get("password", ""),
-                                    "name": form.get("name", "").strip() or None})
+    data = {"email": form.get("email", "").strip(), "password": form.get("password", ""),
+            "name": form.get("name", "").strip() or None}
+    try:
+        return _load(RegisterSchema(), data)
+    except ValidationFailed as error:
+        if data["email"]:
+            raise
+        raise ValidationFailed(error.message, fields={**error.fields, "email": "Enter your email address."}) from None
 
 
 def topup(form) -> dict:
