@@ -63,7 +63,7 @@ def respond(status: int, code: str, message: str, fields: dict | None = None, **
 
 
 def to_login():
-    """A browser without a usable login goes to the log-in page (and back here after a GET); a stale cookie is dropped."""
+    """A browser without a usable login goes to log in (and back here after a GET); a stale cookie is dropped."""
     target = "/login"
     if request.method == "GET" and request.path != "/login":
         target += "?next=" + quote(request.full_path.rstrip("?"), safe="")

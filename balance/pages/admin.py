@@ -48,8 +48,12 @@ def decide(transaction_id):
         return render_template("admin/confirm.html", tx=tx, choice=request.form.get("decision"),
                                note=request.form.get("note", ""), errors=error.fields), 422
     if request.form.get("confirmed") != "yes":
-        return render_template("admin/confirm.html", tx=admin_views.topup(transaction_id),
-                               choice=request.form["decision"], note=choice["note"] or "", errors={})
+        tx = admin_views.topup(transaction_id)
+        if tx.status != "pending":
+            flash(_too_late(transaction_id, choice["approve"]), "error")
+            return redirect(url_for(".pending"), 303)
+        return render_template("admin/confirm.html", tx=tx, choice=request.form["decision"], note=choice["note"] or "",
+                               errors={})
     try:
         result = wallet.process_topup(wallet.ProcessTopup(transaction_id, g.viewer.id, choice["approve"],
                                                           choice["note"]))

@@ -23,8 +23,14 @@ def _login_limit() -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site, so the log-in form cannot be used to send someone elsewhere."""
+    """Only a path on this site, so the log-in form cannot be used to send someone elsewhere.
+
+    Control characters are refused too: browsers drop tabs and newlines from URLs, so
+    ``/\t/evil.example`` would become ``//evil.example``.
+    """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
         return None
     return target
 

@@ -105,4 +105,5 @@ def test_sign_up_ask_for_money_approve_it_and_book_with_the_keyboard_alone(site)
     expect(book).to_be_enabled()
     tab_to(page, book)
     page.keyboard.press("Enter")
-    expect(page.locator(".flash-success")).to_have_text("Booked Garden Single · 2 nights: paid $90.00. Balance: $10.00.")
+    expect(page.locator(".flash-success")).to_have_text(
+        "Booked Garden Single · 2 nights: paid $90.00. Balance: $10.00.")

@@ -61,10 +61,11 @@ def test_a_rejected_top_up_and_a_payment_each_toast_and_turn_their_rows_without_
     expect(page.locator("#balance")).to_have_text("$150.50")
 
     pending = site.request_topup(alice, 75, "Spare cash")
-    expect(page.locator("#transactions tr.tx", has_text="Spare cash")).to_have_count(0)  # no event for a request
+    expect(page.locator("#transactions tr.tx", has_text="Spare cash")).to_have_count(0)  # a request sends no event
     site.api("PATCH", f"/transactions/topup/{pending}/process", admin,
              json={"status": "failed", "admin_notes": "Send a receipt first"})
-    expect(page.locator(".toast-text", has_text="rejected")).to_have_text("Top-up of $75.00 rejected: Send a receipt first")
+    expect(page.locator(".toast-text", has_text="rejected")).to_have_text(
+        "Top-up of $75.00 rejected: Send a receipt first")
     rejected = page.locator("#transactions tr.tx", has_text="Spare cash")
     expect(rejected.locator(".badge")).to_have_text("Rejected")
     expect(rejected).to_contain_text("Note: Send a receipt first")

@@ -107,6 +107,13 @@ def test_a_double_click_credits_once_and_the_second_click_is_told_why(client, wo
     assert balance(client, world["user"]) == 50
 
 
+def test_asking_to_confirm_a_top_up_already_decided_says_so_instead(client, world):
+    decide(client, world)
+    reply = decide(client, world, decision="reject", confirmed="")
+    assert (reply.status_code, reply.headers["Location"]) == (303, "/admin/topups")
+    assert flashes(client)[-1].startswith("Not rejected again: you already approved this top-up at ")
+
+
 def test_the_second_admin_is_told_which_admin_decided_first(app, client, auth, world):
     auth.new_admin("second@example.com")
     other = app.test_client()

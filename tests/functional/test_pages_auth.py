@@ -49,6 +49,8 @@ def test_the_api_still_answers_json_401_to_a_browser(client):
 
 def test_logging_in_sets_an_httponly_samesite_cookie_and_goes_to_the_wallet(client, auth):
     auth.register("ann@example.com")
+    session_cookie = client.get("/login", headers=HTML).headers["Set-Cookie"]
+    assert session_cookie.startswith("session=") and "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
     reply = log_in(client, "ann@example.com")
     assert (reply.status_code, reply.headers["Location"]) == (303, "/")
     cookie = access_cookie(reply)
@@ -67,7 +69,9 @@ def test_an_admin_logging_in_goes_to_the_queue(client, auth):
 @pytest.mark.parametrize(("next_", "lands"), [("/admin/users", "/admin/users"), ("/?cursor=x", "/?cursor=x"),
                                               ("//evil.example/", "/admin/topups"),
                                               ("https://evil.example/", "/admin/topups"),
-                                              ("/\\evil.example", "/admin/topups"), ("", "/admin/topups")])
+                                              ("/\\evil.example", "/admin/topups"), ("", "/admin/topups"),
+                                              ("/\t/evil.example", "/admin/topups"),
+                                              ("/\r\nSet-Cookie: x=1", "/admin/topups")])
 def test_after_logging_in_only_a_path_on_this_site_is_followed(client, auth, next_, lands):
     auth.new_admin("boss@example.com")
     assert log_in(client, "boss@example.com", "admin-password-1", next=next_).headers["Location"] == lands

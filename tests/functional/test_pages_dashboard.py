@@ -74,6 +74,7 @@ def test_the_wallet_page_paints_the_balance_seq_rooms_and_history_from_the_serve
     assert "You need $199.50 more." in loft and "disabled" in loft.split("book-button")[1].split(">")[0]
     assert "+$100.50" in page and "Approved" in page
     assert '<script src="/assets/socket.io.min.js" defer></script>' in page
+    assert 'data-transports="polling,websocket"' in page
 
 
 @pytest.fixture
@@ -224,6 +225,20 @@ def test_the_history_is_paged_newest_first(client, auth, admin):
     assert 'data-first-page="false"' in second and "Newest" in second
     bad = client.get("/?cursor=nonsense", headers=HTML)
     assert bad.status_code == 400 and "cursor is not valid" in bad.get_data(as_text=True)
+
+
+@pytest.fixture
+def websocket_only_app(database_uri):
+    app = databases.make_app(database_uri, SOCKETIO_TRANSPORTS="websocket")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_websocket_only_server_gets_websocket_only_pages(auth, websocket_only_app):
+    client = websocket_only_app.test_client()
+    assert 'data-transports="websocket"' in Wallet(client, type(auth)(client)).page
 
 
 def test_the_socket_io_client_is_served_from_our_own_origin(client):
