@@ -89,6 +89,7 @@
   function showStatus(state) {
     var pill = document.getElementById("live-status");
     if (!pill || leaving) return;
+    pill.hidden = false;                 // hidden in the markup: without this script the page is not live
     pill.dataset.state = state;
     pill.querySelector(".live-text").textContent = STATUS_TEXT[state] || state;
   }
