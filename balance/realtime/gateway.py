@@ -12,7 +12,9 @@ socket remembers the last ``seq`` it was sent:
   balance changes, so the socket is owed the rest of those messages
   (``transaction_completed``): if one arrives later (the relay republishes it, or it was
   merely overtaken) its other events are sent then, once;
-- until a new socket has been sent its snapshot, its messages wait in a buffer.
+- until a new socket has been sent its snapshot, its messages wait in a buffer;
+- a snapshot is never older than what the socket was already sent: when the cache
+  lags behind (a failover to a replica that missed writes), the database answers.
 """
 from __future__ import annotations
 
@@ -107,6 +109,9 @@ class Gateway:
             return None
         with state.lock:
             snap = snapshots.current(state.user_id)
+            if state.last_seq is not None and snap.seq < state.last_seq:
+                snap = snapshots.from_database(state.user_id)  # the cache fell behind what this socket was sent
+                snapshots.remember(snap)
             if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
                 for change in replay.changes_between(state.user_id, since_seq, snap.seq):
                     self.emit_to(sid, *wire.event(change))
