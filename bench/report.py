@@ -148,3 +148,39 @@ def markdown(result: dict) -> str:
         f"{_f(r.get('box_cpu_mean'), 0)} / {_f(result.get('background_cpu'), 0)} |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def profile_summary(path: str, top: int = 25) -> dict:
+    """From a py-spy raw (collapsed stacks) file: the share of samples under each frame, and each leaf's own share."""
+    inclusive, own, total = Counter(), Counter(), 0
+    with open(path) as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            if not n.isdigit():
+                continue
+            n = int(n)
+            total += n
+            frames = [_frame(fr) for fr in stack.split(";")]
+            for fr in set(frames):
+                inclusive[fr] += n
+            own[frames[-1]] += n
+    share = lambda c: [[k, round(100 * v / total, 1)] for k, v in c.most_common(top)]  # noqa: E731
+    return {"samples": total, "inclusive": share(inclusive), "own": share(own)}
+
+
+def _frame(raw: str) -> str:
+    """``func (path/to/module.py:12)`` -> ``func (module.py)``: lines apart, one name per function."""
+    name, _, where = raw.partition(" (")
+    module = where.rsplit("/", 1)[-1].split(":", 1)[0]
+    return f"{name} ({module})" if module else name
+
+
+def profile_markdown(profiles: dict) -> str:
+    lines = []
+    for pid, p in profiles.items():
+        lines += [f"py-spy, worker {pid}: {p['samples']} samples at 100 Hz (busy samples only)", "",
+                  "| inclusive % | frame | | own % | leaf frame |", "|---:|---|---|---:|---|"]
+        for (fi, pi), (fo, po) in zip(p["inclusive"][:15], p["own"][:15]):
+            lines.append(f"| {pi} | `{fi}` | | {po} | `{fo}` |")
+        lines.append("")
+    return "\n".join(lines)

@@ -52,6 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="default: a throwaway server")
     p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late events after the last answer")
     p.add_argument("--label", default="", help="added to the result file names")
+    p.add_argument("--profile", action="store_true", help="py-spy record every worker during the load (needs py-spy)")
+    p.add_argument("--nice", type=int, default=0, help="run every process the bench starts at this niceness "
+                   "(e.g. -5 as root, so other work on a shared box disturbs the numbers less)")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="first wait up to SECONDS for the machine to be nearly idle (< 40%% of one core busy)")
     p.add_argument("--results", default=os.path.join(HERE, "results"))
     return p.parse_args(argv)
 
@@ -67,6 +72,10 @@ class Run:
         os.makedirs(self.dir, exist_ok=True)
         self.groups = {}
 
+    def _nice(self) -> None:
+        if self.args.nice:
+            os.nice(self.args.nice)
+
     def log(self, msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -80,9 +89,9 @@ class Run:
         else:
             pg = services.PostgresServer().start()
             self.cleanup.append(pg.close)
+            renice(_postmaster(pg), self.args.nice)
             uri = databases.create_postgres_database(pg.url, "balance_bench")
-            with open(os.path.join(pg.data, "postmaster.pid")) as f:
-                postmaster = int(f.readline())
+            postmaster = _postmaster(pg)
             self.groups["postgres"] = lambda: [postmaster]
         if a.redis_url:
             redis_url = a.redis_url
@@ -90,6 +99,7 @@ class Run:
             rs = services.RedisServer().start()
             self.cleanup.append(rs.close)
             redis_url = rs.url
+            renice(rs.proc.pid, self.args.nice)
             self.groups["redis"] = lambda: [rs.proc.pid]
         return uri, redis_url
 
@@ -101,7 +111,7 @@ class Run:
         with open(spec_path, "w") as f:
             json.dump(spec, f)
         proc = subprocess.Popen([PY, os.path.join(HERE, "loadgen.py"), mode, spec_path, out_path],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=self._nice,
                                 stderr=open(os.path.join(self.dir, f"{tag}.stderr.log"), "w"))
         return proc, out_path
 
@@ -139,6 +149,9 @@ class Run:
         a = self.args
         t_start = time.time()
         background = box_cpu(2.0)
+        while a.wait_quiet and background > 40 and time.time() - t_start < a.wait_quiet:
+            self.log(f"machine busy ({background:.0f}% of one core); waiting for it to quieten")
+            background = box_cpu(5.0)
         self.log(f"machine CPU busy before the run: {background:.0f}% of one core (other work shares the box)")
         uri, redis_url = self.services()
         secret = secrets.token_urlsafe(32)
@@ -150,7 +163,7 @@ class Run:
         env.update(DATABASE_URL=uri.replace("postgresql+psycopg://", "postgresql://"), REDIS_URL=redis_url,
                    SECRET_KEY=secret, JWT_SECRET=secret, BALANCE_ENV="production", WORKER_CONNECTIONS="10000")
         gunicorn = Gunicorn(env, a.workers, services.free_port(), os.path.join(self.dir, "gunicorn.log"),
-                            a.worker_class, a.server_venv)
+                            a.worker_class, a.server_venv, preexec=self._nice)
         self.log(f"starting: {gunicorn.cmd}")
         gunicorn.start()
         self.cleanup.append(gunicorn.stop)
@@ -179,15 +192,19 @@ class Run:
             self.groups[f"worker:{pid}"] = (lambda pid=pid: [pid])
         sampler = Sampler(self.groups)
         sampler.start()
+        profilers = self.profile(gunicorn.worker_pids(), len(plan) / a.rate) if a.profile else []
         self.log(f"driving {len(plan)} changes at {a.rate:g}/s")
         driver.wait()
         time.sleep(a.drain)
+        for proc in profilers:
+            proc.wait(30)
         samples = sampler.stop()
         with open(driver_out) as f:
             drive = json.load(f)
         received = self.stop_receivers(receivers)
         end_metrics = gunicorn.worker_metrics()
 
+        gunicorn_pids = gunicorn.worker_pids()
         d = report.deliveries(drive["sent"], received, sockets_of, drive["published"], a.rate)
         window = d["window_seconds"]
         sockets = max(connected, 1)
@@ -217,7 +234,23 @@ class Run:
             "background_cpu": background,
             "worker_metrics_end": list(end_metrics.values()),
             "setup_seconds": round(time.time() - t_start, 1),
+            "profiles": self.profile_summaries(gunicorn_pids) if a.profile else None,
         }
+
+    def profile(self, pids: list[int], seconds: float) -> list[subprocess.Popen]:
+        """py-spy each worker for the load's duration (sampling, so it costs the worker little)."""
+        pyspy = os.path.join(os.path.dirname(PY), "py-spy")
+        return [subprocess.Popen([pyspy, "record", "-p", str(pid), "-d", str(int(seconds) + 1), "-r", "100",
+                                  "-f", "raw", "-o", os.path.join(self.dir, f"profile-{pid}.txt"), "--nonblocking"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
+
+    def profile_summaries(self, pids: list[int]) -> dict:
+        out = {}
+        for pid in pids:
+            path = os.path.join(self.dir, f"profile-{pid}.txt")
+            if os.path.exists(path):
+                out[str(pid)] = report.profile_summary(path)
+        return out
 
     def close(self) -> None:
         for fn in reversed(self.cleanup):
@@ -225,6 +258,16 @@ class Run:
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 self.log(f"cleanup: {exc!r}")
+
+
+def _postmaster(pg) -> int:
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def renice(pid: int, niceness: int) -> None:
+    if niceness:
+        psutil.Process(pid).nice(niceness)
 
 
 def box_cpu(seconds: float) -> float:
@@ -260,6 +303,8 @@ def main(argv=None) -> int:
     finally:
         run.close()
     table = report.markdown(result)
+    if result["profiles"]:
+        table += "\n" + report.profile_markdown(result["profiles"])
     with open(os.path.join(run.dir, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(os.path.join(run.dir, "result.md"), "w") as f:

@@ -34,7 +34,7 @@ def command(worker_class: str | None) -> str:
 
 class Gunicorn:
     def __init__(self, env: dict, workers: int, port: int, log_path: str, worker_class: str | None = None,
-                 server_venv: str | None = None):
+                 server_venv: str | None = None, preexec=None):
         self.env = dict(env, WEB_CONCURRENCY=str(workers), PORT=str(port), PYTHONUNBUFFERED="1")
         bin_dir = os.path.join(server_venv or os.path.join(ROOT, ".venv"), "bin")
         self.env["PATH"] = bin_dir + os.pathsep + self.env.get("PATH", "")
@@ -44,6 +44,7 @@ class Gunicorn:
         self.log_path = log_path
         self.cmd = command(worker_class)
         self.proc: subprocess.Popen | None = None
+        self.preexec = preexec
 
     @property
     def url(self) -> str:
@@ -52,7 +53,8 @@ class Gunicorn:
     def start(self, timeout: float = 60) -> Gunicorn:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(["bash", "-c", "exec " + self.cmd], cwd=ROOT, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=self.preexec)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

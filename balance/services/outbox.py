@@ -1,8 +1,15 @@
 """The transactional outbox: a change's events are stored in the change's own transaction.
 
 ``stage`` writes one row per audience (the user's events of this change, or the
-admins'); after commit ``hand_off`` gives the rows to the app's publisher, which
+admins') and returns their messages, built once the flush has given the rows their
+ids; after commit ``hand_off`` gives those messages to the app's publisher, which
 publishes at once. Rows it could not publish stay unpublished for the relay.
+
+The messages are built before commit on purpose: reading the (expired) rows back
+after commit would cost a query per row on the way to the sockets, and would make
+the request's session hold a pool connection while the publisher takes a second one
+to mark the rows published; with enough concurrent requests every connection of the
+pool is held by a request waiting for another, and they all time out together.
 """
 from __future__ import annotations
 
@@ -18,8 +25,8 @@ from ..models import OutboxEvent, utcnow
 ADMIN_EVENTS = (ev.TopupRequested, ev.TopupProcessed)
 
 
-def stage(events: list) -> list[OutboxEvent]:
-    """Add this change's events to the session as outbox rows (call inside the write transaction)."""
+def stage(events: list) -> list[dict]:
+    """Add this change's events as outbox rows (inside the write transaction); return their messages."""
     rows = []
     by_user = [e for e in events if not isinstance(e, ADMIN_EVENTS)]
     for_admins = [e for e in events if isinstance(e, ADMIN_EVENTS)]
@@ -30,7 +37,7 @@ def stage(events: list) -> list[OutboxEvent]:
         rows.append(_row("admins", None, None, for_admins))
     db.session.add_all(rows)
     db.session.flush()
-    return rows
+    return [message(r) for r in rows]
 
 
 def _row(audience: str, user_id: int | None, seq: int | None, events: list) -> OutboxEvent:
@@ -49,8 +56,8 @@ def message(row: OutboxEvent) -> dict:
     }
 
 
-def hand_off(rows: list[OutboxEvent]) -> None:
-    """After commit: give the committed rows to the publisher, if the app has one."""
+def hand_off(messages: list[dict]) -> None:
+    """After commit: give the committed rows' messages (from ``stage``) to the publisher, if the app has one."""
     publisher = current_app.extensions.get("balance.publisher")
-    if publisher is not None and rows:
-        publisher.publish([message(r) for r in rows])
+    if publisher is not None and messages:
+        publisher.publish(messages)
