@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.clients import Api, Person
-from tests.e2e.servers import BalanceServer, server_env
+from tests.e2e.servers import BalanceServer, deploy, server_env
 from tests.support import databases, services
 
-ADMIN_PASSWORD = "admin-password-e2e-1"
 _databases = itertools.count(1)
 
 
@@ -53,29 +50,6 @@ def redis_factory():
         server.close()
 
 
-@dataclass
-class Deployment:
-    """A running server with its Redis, database and an admin, and an API client for it."""
-
-    server: BalanceServer
-    redis: services.RedisServer | None
-    database_url: str
-    admin: Person
-    api: Api
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-def deploy(server: BalanceServer, redis, database_url: str) -> Deployment:
-    server.start()
-    admin_email = f"admin-{server.port}@example.com"
-    server.create_admin(admin_email, ADMIN_PASSWORD)
-    api = Api(server.url)
-    return Deployment(server, redis, database_url, api.login(admin_email, ADMIN_PASSWORD), api)
-
-
 @pytest.fixture(scope="session")
 def cluster(fresh_database, redis_factory, tmp_path_factory):
     """gunicorn, 3 gevent workers, a private Redis and a fresh PostgreSQL database: the production shape."""
@@ -87,8 +61,3 @@ def cluster(fresh_database, redis_factory, tmp_path_factory):
         yield deploy(server, redis, database_url)
     finally:
         server.stop()
-
-
-@pytest.fixture
-def api(cluster) -> Api:
-    return cluster.api

@@ -3,7 +3,9 @@
 A ``BalanceServer`` is started from the repository's entrypoints with an explicit
 environment (nothing is inherited that could point it at a shared Redis or
 database), logs to a file the tests can read, and is killed with its whole process
-group when the test is done, even when it failed.
+group when the test is done, even when it failed. ``deploy`` starts one and gives
+it an admin (made with ``flask --app app create-admin``, as an operator would);
+``query`` and ``commit_without_publishing`` reach its database directly.
 """
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import requests
 
-from tests.support import services
+from balance.extensions import db
+from balance.services import wallet
+from tests.e2e.clients import Api, Person
+from tests.support import databases, services
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -28,6 +34,7 @@ SECRET_KEY = "e2e-secret-key-long-enough-for-production-0123456789"
 JWT_SECRET = "e2e-jwt-secret-long-enough-for-production-0123456789"
 SUBSCRIBED = "BalanceGateway initialized and subscribed to Redis balance events"
 IN_PROCESS = "BalanceGateway initialized in-process"
+ADMIN_PASSWORD = "admin-password-e2e-1"
 
 _running: set[BalanceServer] = set()
 
@@ -202,3 +209,35 @@ def eventually(check, what: str, timeout: float = 10.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not so after {timeout}s (last seen: {value!r})")
         time.sleep(interval)
+
+
+@dataclass
+class Deployment:
+    """A running server with its Redis, database and an admin, and an API client for it."""
+
+    server: BalanceServer
+    redis: services.RedisServer | None
+    database_url: str
+    admin: Person
+    api: Api
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def deploy(server: BalanceServer, redis, database_url: str) -> Deployment:
+    server.start()
+    admin_email = f"admin-{server.port}@example.com"
+    server.create_admin(admin_email, ADMIN_PASSWORD)
+    api = Api(server.url)
+    return Deployment(server, redis, database_url, api.login(admin_email, ADMIN_PASSWORD), api)
+
+
+def commit_without_publishing(database_url: str, transaction_id: str, admin_id: int) -> None:
+    """Approve a top-up the way a process that died right after commit would: the outbox row stays unpublished."""
+    app = databases.make_app(database_url, OUTBOX_PUBLISH_AFTER_COMMIT=False)
+    with app.app_context():
+        wallet.process_topup(wallet.ProcessTopup(transaction_id, admin_id, approve=True))
+        db.session.remove()
+        db.engine.dispose()

@@ -11,8 +11,7 @@ import pytest
 import redis
 
 from tests.e2e.clients import close_all, open_tabs
-from tests.e2e.servers import eventually, query
-from tests.e2e.test_outbox_relay import commit_without_publishing
+from tests.e2e.servers import commit_without_publishing, eventually, query
 
 pytestmark = pytest.mark.multiprocess
 

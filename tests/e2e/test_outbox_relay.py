@@ -12,23 +12,10 @@ import itertools
 
 import pytest
 
-from balance.extensions import db
-from balance.services import wallet
 from tests.e2e.clients import close_all, open_tabs
-from tests.e2e.conftest import deploy
-from tests.e2e.servers import BalanceServer, eventually, query, server_env
-from tests.support import databases
+from tests.e2e.servers import BalanceServer, commit_without_publishing, deploy, eventually, query, server_env
 
 pytestmark = pytest.mark.multiprocess
-
-
-def commit_without_publishing(database_url: str, transaction_id: str, admin_id: int) -> None:
-    """Approve a top-up the way a process that died right after commit would: the outbox row stays unpublished."""
-    app = databases.make_app(database_url, OUTBOX_PUBLISH_AFTER_COMMIT=False)
-    with app.app_context():
-        wallet.process_topup(wallet.ProcessTopup(transaction_id, admin_id, approve=True))
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_a_change_whose_process_died_before_publishing_reaches_every_tab_once_through_the_relay(cluster):

@@ -13,8 +13,7 @@ import itertools
 import pytest
 
 from tests.e2e.clients import close_all, open_spread_tabs
-from tests.e2e.conftest import deploy
-from tests.e2e.servers import BalanceServer, eventually, query, server_env
+from tests.e2e.servers import BalanceServer, deploy, eventually, query, server_env
 
 pytestmark = pytest.mark.multiprocess
 
