@@ -57,13 +57,11 @@ def test_a_top_up_and_a_payment_of_the_same_transaction_id_have_different_refere
     assert topup_entry("x", WALLET, FUNDING, 1).reference != payment_entry("x", WALLET, REVENUE, 1).reference
 
 
-@pytest.mark.parametrize("amount", [0, -1, -5000])
-def test_a_top_up_or_payment_of_nothing_or_less_is_not_an_entry(amount):
+def test_a_top_up_or_payment_of_nothing_is_not_an_entry():
     with pytest.raises(UnbalancedEntry):
-        topup_entry("t", WALLET, FUNDING, amount) if amount == 0 else balanced("t", "t", [Leg(WALLET, amount)])
-    if amount == 0:
-        with pytest.raises(UnbalancedEntry):
-            payment_entry("p", WALLET, REVENUE, amount)
+        topup_entry("t", WALLET, FUNDING, 0)
+    with pytest.raises(UnbalancedEntry):
+        payment_entry("p", WALLET, REVENUE, 0)
 
 
 @pytest.mark.parametrize(("balance", "amount"), [(5000, 5000), (5000, 1), (1, 1), (0, 0), (10**12, 10**12 - 1)])
