@@ -76,8 +76,8 @@ def test_admins_approving_the_same_top_up_at_once_credit_it_exactly_once(ctx, ru
         assert (len(winners), len(losers)) == (1, admins - 1), outcomes
         assert all(o.details == {"status": "success"} for o in losers)
         db.session.rollback()
-        assert db.session.execute(select(JournalEntry).where(JournalEntry.transaction_id == tx_id)).scalars().all()
-        assert len(db.session.execute(select(JournalEntry).where(JournalEntry.transaction_id == tx_id)).all()) == 1
+        entries = db.session.execute(select(JournalEntry).where(JournalEntry.transaction_id == tx_id)).all()
+        assert len(entries) == 1, "credited once"
         tx = db.session.get(Transaction, tx_id)
         assert tx.status == "success" and tx.processed_by_id in admin_ids
         verify_clean(runner)
