@@ -12,6 +12,7 @@ pytestmark = pytest.mark.browser
 
 def shoot(page, path: str) -> None:
     """The whole page in one viewport (with room below for a toast), so toasts sit where a person sees them."""
+    page.wait_for_timeout(400)                     # let the toast's slide-in finish
     size = page.viewport_size
     height = page.evaluate("document.documentElement.scrollHeight") + 72
     page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
@@ -46,6 +47,7 @@ def test_screenshots_of_the_dashboard_and_the_admin_queue(own_site, screenshots)
     site.decide(admin, approve)
     expect(dashboard.locator("#balance")).to_have_text("$150.50")
     expect(dashboard.locator(".toast-text")).to_have_text("+$40.50 · Balance: $150.50")
+    expect(dashboard.locator("#transactions tr.tx").first).to_contain_text("Refund from Sam")
     dashboard.mouse.move(0, 0)
     shoot(dashboard, os.path.join(screenshots, "dashboard.png"))
 
