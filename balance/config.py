@@ -41,13 +41,12 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
     """Build the settings mapping from an environment mapping."""
     env = environ.get("BALANCE_ENV", environ.get("FLASK_ENV", "development"))
     secret = environ.get("SECRET_KEY")
-    jwt_secret = environ.get("JWT_SECRET") or secret
+    jwt_secret = environ.get("JWT_SECRET")
     origins = [o.strip() for o in environ.get("FRONTEND_URL", "").split(",") if o.strip()]
     return {
         "ENV_NAME": env,
         "SECRET_KEY": secret or DEV_SECRET,
         "JWT_SECRET_KEY": jwt_secret or DEV_SECRET,
-        "SECRETS_FROM_ENV": {"SECRET_KEY": bool(secret), "JWT_SECRET": bool(environ.get("JWT_SECRET"))},
         "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "FRONTEND_URL": origins,
@@ -68,16 +67,15 @@ def check_secrets(config: dict) -> None:
     """Refuse to serve money with a guessable secret anywhere but development and tests."""
     if config.get("ENV_NAME") in ("development", "testing") or config.get("TESTING"):
         return
-    missing = [name for name, given in config["SECRETS_FROM_ENV"].items() if not given]
-    weak = [
-        name
-        for name, key in (("SECRET_KEY", "SECRET_KEY"), ("JWT_SECRET", "JWT_SECRET_KEY"))
-        if config.get(key) in (None, "", DEV_SECRET) or len(str(config.get(key))) < 16
-    ]
-    problems = sorted(set(missing) | set(weak))
+    problems = []
+    for name, key in (("SECRET_KEY", "SECRET_KEY"), ("JWT_SECRET", "JWT_SECRET_KEY")):
+        value = config.get(key)
+        if value in (None, "", DEV_SECRET):
+            problems.append(f"{name} is missing")
+        elif len(str(value)) < 16:
+            problems.append(f"{name} is too short (16+ characters)")
     if problems:
         raise ConfigError(
-            f"refusing to start in {config['ENV_NAME']!r}: set a strong (16+ characters) "
-            + " and ".join(problems)
-            + " in the environment"
+            f"refusing to start in {config['ENV_NAME']!r}: " + "; ".join(problems)
+            + " (set it in the environment or instance/config.py)"
         )

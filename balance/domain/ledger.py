@@ -41,13 +41,20 @@ def balanced(reference: str, kind: str, legs: list[Leg]) -> EntryPlan:
     return EntryPlan(reference=reference, kind=kind, legs=tuple(legs))
 
 
+def _positive(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise UnbalancedEntry("a top-up or payment moves a positive whole number of minor units")
+
+
 def topup_entry(transaction_id: str, wallet_id: int, funding_id: int, amount: int) -> EntryPlan:
     """A top-up: the wallet goes up, the funding account goes down by the same amount."""
+    _positive(amount)
     return balanced(f"topup:{transaction_id}", "topup", [Leg(wallet_id, amount), Leg(funding_id, -amount)])
 
 
 def payment_entry(transaction_id: str, wallet_id: int, revenue_id: int, amount: int) -> EntryPlan:
     """A payment: the wallet goes down, revenue goes up."""
+    _positive(amount)
     return balanced(f"payment:{transaction_id}", "payment", [Leg(wallet_id, -amount), Leg(revenue_id, amount)])
 
 

@@ -106,3 +106,10 @@ def test_a_testing_app_may_run_on_the_default_secret_whatever_its_env_name():
 def test_sixteen_characters_is_strong_enough():
     check_secrets(from_environment({"BALANCE_ENV": "production", "SECRET_KEY": "k" * 16, "JWT_SECRET": "j" * 16},
                                    INSTANCE))
+
+
+def test_secrets_set_in_instance_config_count_as_set_outside_development():
+    """instance/config.py is a documented override, so a secret there is as good as one in the environment."""
+    settings = from_environment({"BALANCE_ENV": "production"}, INSTANCE)
+    settings.update({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32})
+    check_secrets(settings)

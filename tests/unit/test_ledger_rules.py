@@ -75,3 +75,10 @@ def test_spending_more_than_the_balance_is_refused_with_the_shortfall(balance, a
         check_affordable(balance, amount)
     assert refused.value.code == "insufficient_balance"
     assert refused.value.details == {"required": amount, "current": balance, "shortfall": shortfall}
+
+
+@pytest.mark.parametrize("amount", [-1, -5000, True, 1.5])
+@pytest.mark.parametrize("entry", [topup_entry, payment_entry])
+def test_a_top_up_or_payment_of_a_negative_or_non_integer_amount_is_not_an_entry(entry, amount):
+    with pytest.raises(UnbalancedEntry):
+        entry("tx", WALLET, FUNDING, amount)
