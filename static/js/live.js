@@ -83,6 +83,7 @@
     connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Not live", unavailable: "Not live"
   };
   var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
   window.addEventListener("pagehide", function () { leaving = true; });
   window.addEventListener("pageshow", function () { leaving = false; });
 
@@ -132,6 +133,7 @@
       reconnectionDelayMax: 5000,   // ... doubling up to 5 s
       randomizationFactor: 0.5,     // +-50% jitter, so a restarted server is not hit by every tab at once
       timeout: 8000,
+      closeOnBeforeunload: true,    // say goodbye when the page goes, so the server drops this socket at once
       auth: function (send) { send(lastSeq === null ? {} : { since_seq: lastSeq }); }
     });
 
