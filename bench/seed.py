@@ -12,12 +12,15 @@ import math
 import secrets
 from dataclasses import dataclass
 
+import psycopg
+
 from balance import create_app
 from balance.auth import issue_token
 from balance.extensions import db
 from balance.models import Transaction, utcnow
 from balance.services import accounts, wallet
 
+OPENING = "bench opening balance"
 OPENING_BALANCE = 10_000_000  # minor units: 100,000.00, enough for every payment of a run
 TOPUP_AMOUNT = 10             # currency units per approved top-up (on the wire)
 PAYMENT_AMOUNT = 1            # currency units per payment
@@ -49,7 +52,7 @@ def prepare(database_uri: str, secret: str, n_users: int, topups_per_user: int) 
         for n in range(n_users):
             user = accounts.register(f"bench-{tag}-{n}@example.com", "bench-password", f"Bench {n}")
             users.append({"user_id": user.id, "token": issue_token(user)})
-            opening = wallet.request_topup(wallet.RequestTopup(user.id, OPENING_BALANCE, "bench opening balance"))
+            opening = wallet.request_topup(wallet.RequestTopup(user.id, OPENING_BALANCE, OPENING))
             wallet.process_topup(wallet.ProcessTopup(opening.transaction.id, admin_id, True))
         now = utcnow()
         pending: dict[int, list[str]] = {}
@@ -87,3 +90,13 @@ def plan(stage: Stage, rate: float, duration: float, payment_share: float) -> li
 def topups_needed(n_users: int, rate: float, duration: float, payment_share: float) -> int:
     per_user = math.ceil(rate * duration / max(n_users, 1))
     return math.ceil(per_user * (1 - payment_share)) + 1
+
+
+def committed_changes(database_uri: str, user_ids: list[int]) -> dict[str, tuple[int, str]]:
+    """Every balance change of the run the database holds as done: transactionId -> (user_id, "approve"|"pay")."""
+    url = database_uri.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT id, user_id, type FROM transactions WHERE user_id = ANY(%s) AND status = 'success' "
+            "AND description IS DISTINCT FROM %s", (user_ids, OPENING)).fetchall()
+    return {tx: (user_id, "approve" if kind == "topup" else "pay") for tx, user_id, kind in rows}
