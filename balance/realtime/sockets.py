@@ -88,7 +88,6 @@ class BalanceNamespace(Namespace):
         if user.is_admin:
             join_room(ADMINS_ROOM)
         app = current_app._get_current_object()
-        db.session.remove()
 
         def greet():
             with app.app_context():
@@ -97,8 +96,9 @@ class BalanceNamespace(Namespace):
         self.socketio.start_background_task(greet)
 
     def on_disconnect(self, reason=None):
+        # No database work here: engine.io may run this inside whichever greenlet noticed the
+        # socket was gone, even an HTTP request's whose session is still in use.
         _gateway().detach(request.sid)
-        db.session.remove()
 
     def on_get_current_balance(self, arg=None):
         try:
@@ -107,10 +107,7 @@ class BalanceNamespace(Namespace):
             payload = {"message": str(exc)}
             _gateway().emit_to(request.sid, "error", payload)
             return {"error": payload}
-        try:
-            return _gateway().greet(request.sid, since)
-        finally:
-            db.session.remove()
+        return _gateway().greet(request.sid, since)
 
 
 def register(socketio) -> None:
