@@ -239,5 +239,8 @@ def own_site(own_server, browser):
 
 @pytest.fixture
 def screenshots() -> str:
-    os.makedirs(SCREENSHOTS, exist_ok=True)
-    return SCREENSHOTS
+    """Where the README's screenshots go: test-artifacts/ on a normal run, docs/screenshots/ with
+    UPDATE_SCREENSHOTS=1, so running the suite does not leave tracked files modified."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else os.path.join(ROOT, "test-artifacts")
+    os.makedirs(folder, exist_ok=True)
+    return folder

@@ -1,5 +1,5 @@
 """The pictures in the README: a user's dashboard as a live change lands, and the admins' queue as a request
-arrives, on a fresh server so only this scenario is on screen. Saved to docs/screenshots/."""
+arrives, on a fresh server so only this scenario is on screen. Saved to test-artifacts/, or to docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
 from __future__ import annotations
 
 import os
