@@ -3,11 +3,13 @@
 A socket authenticates with an access token from ``auth.token``, the ``token`` query
 parameter or the login cookie (``Bearer `` tolerated); anything else is refused and
 the client gets ``connect_error``. It joins its own user's room (and admins the
-admins' room), never another's.
+admins' room), never another's. Its greeting (``balance_initial``, after any missed
+changes) is sent once the server has acknowledged the connect, never before it.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app, request
 from flask_jwt_extended import decode_token
@@ -19,6 +21,8 @@ from ..models import User
 from .gateway import ADMINS_ROOM, NAMESPACE, user_room
 
 log = logging.getLogger("BalanceGateway")
+
+CONNECT_ACK_WAIT = 5.0  # seconds a greeting waits for the server to acknowledge the connect
 
 
 class Refused(SocketRefused):
@@ -88,12 +92,21 @@ class BalanceNamespace(Namespace):
         if user.is_admin:
             join_room(ADMINS_ROOM)
         app = current_app._get_current_object()
+        socketio = self.socketio
 
         def greet():
+            # The server acknowledges the connect only after this handler returns (and the request's
+            # teardown, which may wait on the database): greet after that, or the client gets
+            # balance_initial before its 'connect' (socket.io-client then emits them in that order).
+            manager, deadline = socketio.server.manager, time.monotonic() + CONNECT_ACK_WAIT
+            while not manager.is_connected(sid, NAMESPACE) and time.monotonic() < deadline:
+                if sid not in gateway.sockets:
+                    return  # gone before it was acknowledged
+                socketio.sleep(0.002)
             with app.app_context():
                 gateway.greet(sid, since)
 
-        self.socketio.start_background_task(greet)
+        socketio.start_background_task(greet)
 
     def on_disconnect(self, reason=None):
         # No database work here: engine.io may run this inside whichever greenlet noticed the

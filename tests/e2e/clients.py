@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import engineio
 import requests
 import socketio
 
@@ -71,22 +72,49 @@ class Api:
         return self.call("GET", "/balance", user)
 
 
+class _InOrderEngineIO(engineio.Client):
+    """Handles each incoming message before reading the next one.
+
+    The stock client hands every message to a new thread, so two events sent back to
+    back may be recorded in either order; these tests assert the order they were sent in.
+    """
+
+    def _trigger_event(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _InOrderClient(socketio.Client):
+    def _engineio_client_class(self):
+        return _InOrderEngineIO
+
+
 class Tab:
-    """One open page of the seed's client: every event on ``/balance``, in arrival order."""
+    """One open page of the seed's client: every event on ``/balance``, in the order the server sent them.
+
+    ``early`` holds what arrived before the namespace's ``connect`` (there should be nothing).
+    """
 
     def __init__(self, label: str = "tab", **client_options):
         self.label = label
         self.events: list[tuple[str, object]] = []
         self.refusal = None
         self._changed = threading.Condition()
-        self.client = socketio.Client(reconnection=False, **client_options)
+        self.early: list | None = None
+        self.client = _InOrderClient(reconnection=False, **client_options)
         self.client.on("*", self._record, namespace=NAMESPACE)
+        self.client.on("connect", self._connected, namespace=NAMESPACE)
         self.client.on("connect_error", self._refused, namespace=NAMESPACE)
 
     def _record(self, event, data=None):
         with self._changed:
             self.events.append((event, data))
             self._changed.notify_all()
+
+    def _connected(self):
+        with self._changed:
+            self.early = list(self.events)
 
     def _refused(self, data=None):
         self.refusal = data
@@ -145,6 +173,7 @@ def open_tabs(base_url: str, person: Person, count: int, label: str = "") -> lis
             tabs.append(Tab(f"{label or person.email} tab {i}").connect(base_url, person.token))
         for tab in tabs:
             tab.wait_for("balance_initial")
+            assert tab.early == [], f"{tab.label}: events before its connect: {tab.early}"
     except BaseException:
         close_all(tabs)
         raise

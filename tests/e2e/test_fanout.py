@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.clients import close_all, open_spread_tabs, open_tabs
+from tests.e2e.clients import Tab, close_all, open_spread_tabs, open_tabs
 
 pytestmark = pytest.mark.multiprocess
 
@@ -125,5 +125,21 @@ def test_concurrent_changes_of_one_user_served_by_different_workers_arrive_once_
             assert tab.seqs() == list(range(1, len(pending) + 1)), f"{tab.label}: {tab.seqs()}"
             completed_ids = [e["transactionId"] for e in tab.of("transaction_completed")]
             assert sorted(completed_ids) == sorted(pending), f"{tab.label}: completions {completed_ids}"
+    finally:
+        close_all(tabs)
+
+
+def test_no_event_reaches_a_tab_before_its_connect_even_when_many_connect_at_once(cluster):
+    """The greeting is sent after the connect is acknowledged: a client that resets on ``connect`` keeps it."""
+    nora = cluster.api.new_user("nora")
+    cluster.api.top_up(nora, cluster.admin, 3)
+    tabs = [Tab(f"nora tab {i}") for i in range(30)]
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            list(pool.map(lambda tab: tab.connect(cluster.url, nora.token), tabs))
+        for tab in tabs:
+            tab.wait_for("balance_initial")
+            assert tab.early == [], f"{tab.label}: received before its connect: {tab.early}"
+            assert tab.events == [("balance_initial", {"balance": 3, "seq": 1})]
     finally:
         close_all(tabs)
