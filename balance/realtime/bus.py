@@ -81,11 +81,14 @@ class Publisher:
     def publish(self, messages: list[dict]) -> None:
         if not self.enabled:
             return
-        if self.bus.send(messages):
-            self.stats["published"] += len(messages)
-            mark_published([m["id"] for m in messages])
-        else:
+        if not self.bus.send(messages):
             self.stats["failed"] += len(messages)
+            return
+        self.stats["published"] += len(messages)
+        try:
+            mark_published([m["id"] for m in messages])
+        except Exception:  # the change is committed and delivered; the relay will publish it once more
+            log.exception("could not mark %d outbox row(s) published", len(messages))
 
 
 def relay_once(publisher: Publisher, cache, older_than: float) -> int:
@@ -102,14 +105,15 @@ def relay_once(publisher: Publisher, cache, older_than: float) -> int:
         cache.repair(snapshots.from_database)
         return 0
     messages = [message(r) for r in rows]
-    if not publisher.bus.send(messages):
-        return 0
-    mark_published([m["id"] for m in messages])
-    publisher.stats["relayed"] += len(messages)
+    # The cache first, so a client that reads GET /balance on receiving the event sees the new balance.
     cache.repair(snapshots.from_database)
     for user_id in {m["user_id"] for m in messages if m["user_id"] is not None}:
         cache.put(snapshots.from_database(user_id))
     db.session.rollback()
+    if not publisher.bus.send(messages):
+        return 0
+    mark_published([m["id"] for m in messages])
+    publisher.stats["relayed"] += len(messages)
     log.info("outbox relay published %d message(s) left behind", len(messages))
     return len(messages)
 
@@ -124,19 +128,43 @@ def relay_forever(app, publisher: Publisher, cache, interval: float, older_than:
             log.exception("outbox relay pass failed; will try again")
 
 
+def replay_outbox_since(gateway, since) -> int:
+    """Deliver, from the outbox table, every change committed since ``since``.
+
+    Used when this worker's subscription was down: messages published meanwhile never
+    reached it, including those without a seq (``transaction_failed``...) that the
+    ledger cannot rebuild. What it already delivered is dropped by id and seq.
+    """
+    rows = db.session.execute(
+        select(OutboxEvent).where(OutboxEvent.created_at >= since).order_by(OutboxEvent.id).limit(REPLAY_LIMIT)
+    ).scalars().all()
+    for row in rows:
+        gateway.deliver(parse(message(row)))
+    db.session.rollback()
+    return len(rows)
+
+
+REPLAY_LIMIT = 10000
+# How far before the moment the subscription was found broken it may already have been broken
+# (redis-py's health check runs every 10 s on an idle connection).
+SUBSCRIPTION_DOUBT = timedelta(seconds=15)
+
+
 def listen_forever(app, client: redis.Redis, gateway) -> None:
-    """Subscribe to ``balance:updates`` and deliver; on reconnect, resync sockets from the ledger."""
-    backoff, was_down = 0.1, False
+    """Subscribe to ``balance:updates`` and deliver; after a lost subscription, catch up from the outbox and ledger."""
+    backoff, down_since = 0.1, None
     while True:
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
             log.info("BalanceGateway initialized and subscribed to Redis balance events")
             backoff = 0.1
-            if was_down:
+            if down_since is not None:
                 with app.app_context():
+                    replayed = replay_outbox_since(gateway, down_since)
                     gateway.resync()
-                was_down = False
+                log.info("resubscribed; replayed %d change(s) from the outbox", replayed)
+                down_since = None
             for item in pubsub.listen():
                 if item.get("type") != "message":
                     continue
@@ -149,12 +177,13 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
                 with app.app_context():
                     gateway.deliver(msg)
         except redis.RedisError as exc:
-            if not was_down:
+            if down_since is None:
                 log.warning("lost the Redis subscription (%s); retrying", exc)
-            was_down = True
+                down_since = utcnow() - SUBSCRIPTION_DOUBT
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
         except Exception:
             log.exception("balance listener failed; restarting it")
-            was_down = True
+            if down_since is None:
+                down_since = utcnow() - SUBSCRIPTION_DOUBT
             time.sleep(backoff)

@@ -74,7 +74,5 @@ def test_the_seed_hook_with_websocket_transport_works_against_three_workers(clus
     assert re.search(r"\bpass 3\b", done.stdout) and re.search(r"\bfail 0\b", done.stdout), done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="python app.py runs the migrations after create_app, and migrations/env.py's "
-                   "fileConfig() then sets the root logger to WARN and disables the existing loggers")
 def test_python_app_py_logs_that_its_gateway_runs_in_process(single_process):
     assert single_process.pids_that_logged(IN_PROCESS), single_process.log_tail()
