@@ -105,6 +105,12 @@ def resources(samples: list[dict], since: float, until: float) -> dict:
     return out
 
 
+def _backends(b: dict | None) -> str:
+    if not b:
+        return "-"
+    return " / ".join(f"{_f(b[k]['mean'], 1)} ({b[k]['max']})" for k in ("waiting_on_lock", "active", "idle_in_transaction"))
+
+
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -146,6 +152,8 @@ def markdown(result: dict) -> str:
         f"| load generator CPU mean (% of one core) | {_f(r.get('loadgen', {}).get('cpu_mean'), 0)} |",
         f"| PostgreSQL / Redis CPU mean (% of one core) | {_f(r.get('postgres', {}).get('cpu_mean'), 0)} / "
         f"{_f(r.get('redis', {}).get('cpu_mean'), 0)} |",
+        f"| PostgreSQL backends waiting on a lock / running / idle in transaction, mean (max) | "
+        f"{_backends(result.get('db_backends'))} |",
         f"| whole machine CPU mean during the run / before it (% of one core; {result['machine']['cpus']} cores) | "
         f"{_f(r.get('box_cpu_mean'), 0)} / {_f(result.get('background_cpu'), 0)} |",
     ]

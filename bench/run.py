@@ -28,7 +28,7 @@ sys.path[:0] = [ROOT, HERE]
 
 import report  # noqa: E402
 import seed  # noqa: E402
-from server import Gunicorn, Sampler, memory  # noqa: E402
+from server import Gunicorn, LockSampler, Sampler, memory  # noqa: E402
 
 from tests.support import databases, services  # noqa: E402
 
@@ -192,6 +192,8 @@ class Run:
             self.groups[f"worker:{pid}"] = (lambda pid=pid: [pid])
         sampler = Sampler(self.groups)
         sampler.start()
+        locks = LockSampler(uri.replace("postgresql+psycopg://", "postgresql://"))
+        locks.start()
         profilers = self.profile(gunicorn.worker_pids(), len(plan) / a.rate) if a.profile else []
         self.log(f"driving {len(plan)} changes at {a.rate:g}/s")
         driver.wait()
@@ -200,6 +202,7 @@ class Run:
         for proc in profilers:
             proc.wait(30)
         samples = sampler.stop()
+        db_backends = locks.stop()
         with open(driver_out) as f:
             drive = json.load(f)
         received = self.stop_receivers(receivers)
@@ -234,6 +237,7 @@ class Run:
             "other_events": _sum_dicts(r["other"] for r in received),
             "resources": report.resources(samples, drive["start"], drive["start"] + window),
             "background_cpu": background,
+            "db_backends": db_backends,
             "worker_metrics_end": list(end_metrics.values()),
             "setup_seconds": round(time.time() - t_start, 1),
             "profiles": self.profile_summaries(gunicorn_pids) if a.profile else None,

@@ -179,3 +179,39 @@ class Sampler(threading.Thread):
         self._halt.set()
         self.join(5)
         return self.samples
+
+
+class LockSampler(threading.Thread):
+    """Every ``interval`` seconds: how many of the database's backends are running, waiting on a lock, or idle in a
+    transaction (waiting for the app). A queue on a lock means changes serialise on a row, whatever the CPU does."""
+
+    QUERY = ("SELECT count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock'), "
+             "count(*) FILTER (WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'), "
+             "count(*) FILTER (WHERE state = 'idle in transaction') "
+             "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    def __init__(self, url: str, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.url = url
+        self.interval = interval
+        self.samples: list[tuple] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                while not self._halt.wait(self.interval):
+                    self.samples.append((time.monotonic(), *conn.execute(self.QUERY).fetchone()))
+        except Exception:  # noqa: BLE001 - a missing sample must not stop the benchmark
+            pass
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(5)
+        if not self.samples:
+            return {}
+        cols = list(zip(*self.samples))[1:]
+        return {name: {"mean": sum(c) / len(c), "max": max(c)}
+                for name, c in zip(("waiting_on_lock", "active", "idle_in_transaction"), cols)}
