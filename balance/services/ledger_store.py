@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..domain.errors import InsufficientFunds
+from ..domain.errors import InsufficientFunds, LedgerError
 from ..domain.ledger import EntryPlan
 from ..extensions import db
 from ..models import Account, JournalEntry, Posting, utcnow
@@ -34,56 +35,75 @@ def wallet_of(user_id: int) -> Account:
 
 
 def system_account_id(code: str, currency: str) -> int:
-    """The id of a house account, created on first use (safe when two requests race to create it)."""
+    """The id of a house account, created on first use (safe when two requests race to create it).
+
+    Ids are remembered per app: a house account is never deleted, and every change needs one.
+    """
+    known = current_app.extensions.setdefault("balance.house_accounts", {})
     full = f"{code}:{currency}"
+    if full in known:
+        return known[full]
     found = db.session.execute(select(Account.id).where(Account.code == full)).scalar_one_or_none()
-    if found is not None:
-        return found
-    try:
-        with db.session.begin_nested():
-            db.session.execute(insert(Account).values(kind="system", code=full, currency=currency, balance=0, seq=0,
-                                                      updated_at=utcnow()))
-    except IntegrityError:
-        pass
-    return db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
+    if found is None:
+        try:
+            with db.session.begin_nested():
+                db.session.execute(insert(Account).values(kind="system", code=full, currency=currency, balance=0,
+                                                          seq=0, updated_at=utcnow()))
+        except IntegrityError:
+            pass
+        found = db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
+    known[full] = found
+    return found
+
+
+def _apply(leg, now):
+    return db.session.execute(
+        update(Account)
+        .where(Account.id == leg.account_id)
+        .where(or_(Account.kind != "wallet", Account.balance + leg.amount >= 0))
+        .values(balance=Account.balance + leg.amount, seq=Account.seq + 1, updated_at=now)
+        .returning(Account.balance, Account.seq)
+    ).one_or_none()
 
 
 def post(plan: EntryPlan, transaction_id: str | None) -> dict[int, Applied]:
-    """Apply a balanced entry; raise ``InsufficientFunds`` (nothing applied) if a wallet would go negative.
+    """Apply a balanced entry; raise ``InsufficientFunds`` (nothing applied) if the first leg's wallet would go negative.
 
-    Runs inside a savepoint so a refused leg leaves no half-applied entry behind.
+    Only the first leg may be refused without harm: nothing has been written yet, so the
+    caller may go on to record the refusal in the same transaction (no savepoint needed).
+    A refusal of a later leg raises ``LedgerError``, which must end the transaction.
+    The entry is inserted before the later legs, so the house account's row, which every
+    change of its kind updates, stays locked for as short a time as this transaction allows.
     """
     now = utcnow()
     applied: dict[int, Applied] = {}
-    with db.session.begin_nested():
-        for leg in plan.legs:
-            row = db.session.execute(
-                update(Account)
-                .where(Account.id == leg.account_id)
-                .where(or_(Account.kind != "wallet", Account.balance + leg.amount >= 0))
-                .values(balance=Account.balance + leg.amount, seq=Account.seq + 1, updated_at=now)
-                .returning(Account.balance, Account.seq)
-            ).one_or_none()
-            if row is None:
-                current = db.session.execute(select(Account.balance).where(Account.id == leg.account_id)).scalar_one()
-                raise InsufficientFunds(
-                    "insufficient balance",
-                    details={"required": -leg.amount, "current": current, "shortfall": -leg.amount - current},
-                )
-            applied[leg.account_id] = Applied(leg.account_id, leg.amount, row.balance, row.seq)
-        entry_id = db.session.execute(
-            insert(JournalEntry)
-            .values(reference=plan.reference, kind=plan.kind, transaction_id=transaction_id, created_at=now)
-            .returning(JournalEntry.id)
-        ).scalar_one()
-        db.session.execute(
-            insert(Posting),
-            [
-                {"entry_id": entry_id, "account_id": a.account_id, "amount": a.amount, "balance_after": a.balance_after,
-                 "account_seq": a.seq, "created_at": now}
-                for a in applied.values()
-            ],
+    first, *rest = plan.legs
+    row = _apply(first, now)
+    if row is None:
+        current = db.session.execute(select(Account.balance).where(Account.id == first.account_id)).scalar_one()
+        raise InsufficientFunds(
+            "insufficient balance",
+            details={"required": -first.amount, "current": current, "shortfall": -first.amount - current},
         )
+    applied[first.account_id] = Applied(first.account_id, first.amount, row.balance, row.seq)
+    entry_id = db.session.execute(
+        insert(JournalEntry)
+        .values(reference=plan.reference, kind=plan.kind, transaction_id=transaction_id, created_at=now)
+        .returning(JournalEntry.id)
+    ).scalar_one()
+    for leg in rest:
+        row = _apply(leg, now)
+        if row is None:
+            raise LedgerError(f"leg on account {leg.account_id} of {plan.reference} refused after the first was applied")
+        applied[leg.account_id] = Applied(leg.account_id, leg.amount, row.balance, row.seq)
+    db.session.execute(
+        insert(Posting),
+        [
+            {"entry_id": entry_id, "account_id": a.account_id, "amount": a.amount, "balance_after": a.balance_after,
+             "account_seq": a.seq, "created_at": now}
+            for a in applied.values()
+        ],
+    )
     return applied
 
 
