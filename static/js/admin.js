@@ -3,6 +3,9 @@
  * - Pending top-ups: a user's request appears without a reload (`topup_requested`); a top-up decided
  *   elsewhere (another admin, another tab) is marked and its buttons disabled (`topup_processed`); on every
  *   (re)connect the list is checked against the server, since admin events have no seq to replay by.
+ *   That answer is only as new as the moment it was read: a request that arrives live while it is on its
+ *   way is not in it and is still pending, so only rows on the page before the check was sent can be
+ *   marked decided by it, and a top-up the page has heard was decided is never added back by it.
  *   Approve and reject ask for a confirmation in the row before the form is sent.
  * - Processed top-ups: a notice when new decisions exist.
  * - Users: balances refreshed when a top-up is decided, on reconnect, and every few seconds (payments
@@ -30,7 +33,16 @@
     var template = document.getElementById("pending-row-template");
     var decideUrl = root.dataset.decideUrl;
 
+    var decided = new Set();     // top-ups this page heard were decided: a stale answer must not bring them back
+    var announced = new Set();   // top-ups already shown to the admin, by the server's page or a toast
+
     function rowFor(id) { return rows.querySelector('tr[data-tx-id="' + CSS.escape(id) + '"]'); }
+    function rowIds() {
+      return Array.prototype.map.call(rows.querySelectorAll("tr.pending-row[data-tx-id]"), function (tr) {
+        return tr.dataset.txId;
+      });
+    }
+    rowIds().forEach(function (id) { announced.add(id); });
 
     function recount() {
       count.textContent = String(rows.querySelectorAll("tr.pending-row:not(.is-done)").length);
@@ -38,7 +50,7 @@
     }
 
     function addRow(t) {
-      if (!t.transactionId || rowFor(t.transactionId)) return null;
+      if (!t.transactionId || decided.has(t.transactionId) || rowFor(t.transactionId)) return null;
       var tr = template.content.firstElementChild.cloneNode(true);
       var minor = L.toMinor(t.amount);
       tr.dataset.txId = t.transactionId;
@@ -54,29 +66,48 @@
       return tr;
     }
 
-    function markDone(id, text) {
+    /* `known`: the news came with the decision itself (an event), so it may replace a vaguer status. */
+    function markDone(id, text, known) {
       var tr = rowFor(id);
-      if (!tr || tr.classList.contains("is-done")) return;
+      if (!tr) return;
       var form = tr.querySelector("form");
+      var status = form.querySelector("[data-row-status]");
+      if (tr.classList.contains("is-done")) {
+        if (known) status.textContent = text;
+        return;
+      }
       if (form.dataset.sending === "yes") return;   // this page's own decision: the reload will tell
       tr.classList.add("is-done");
       form.querySelectorAll("button, input:not([type=hidden])").forEach(function (el) { el.disabled = true; });
       form.querySelector("[data-confirm-box]").hidden = true;
       form.querySelector(".decide-buttons").hidden = true;
-      var status = form.querySelector("[data-row-status]");
       status.textContent = text;
       status.hidden = false;
       recount();
     }
 
+    /* A request is announced once, whichever came first: its event, or the re-check below. */
     listen("topup_requested", function (d) {
-      if (addRow(d)) L.toast("New top-up request: " + L.money(L.toMinor(d.amount)) + " from " + (d.userEmail || "a user"));
+      var id = d.transactionId;
+      if (!id || announced.has(id)) return;
+      var tr = rowFor(id) || addRow(d);
+      if (!tr || tr.classList.contains("is-done")) return;
+      announced.add(id);
+      L.toast("New top-up request: " + L.money(L.toMinor(d.amount)) + " from " + (d.userEmail || "a user"));
     });
     listen("topup_processed", function (d) {
-      markDone(d.transactionId, d.status === "success" ? "Approved just now by an admin" : "Rejected just now by an admin");
+      if (!d.transactionId) return;
+      decided.add(d.transactionId);
+      markDone(d.transactionId, d.status === "success" ? "Approved just now by an admin" : "Rejected just now by an admin",
+               true);
     });
 
+    var checking = 0;           // the list is aria-busy while a check is on its way
+
     onConnect.push(function () {
+      var before = rowIds();      // what the answer can speak for: rows added while it travels are newer than it
+      checking += 1;
+      root.setAttribute("aria-busy", "true");
       L.getJSON("/transactions/topup/pending").then(function (data) {
         var still = new Set();
         data.items.forEach(function (tx) {
@@ -84,10 +115,13 @@
           addRow({ transactionId: tx.id, userEmail: tx.user && tx.user.email, amount: tx.amount,
                    description: tx.description, timestamp: tx.created_at });
         });
-        rows.querySelectorAll("tr.pending-row").forEach(function (tr) {
-          if (!still.has(tr.dataset.txId)) markDone(tr.dataset.txId, "Already decided by an admin");
+        before.forEach(function (id) {
+          if (!still.has(id)) markDone(id, "Already decided by an admin");
         });
-      }).catch(function (err) { console.warn("[Balance] could not check the pending list", err); });
+      }).catch(function (err) { console.warn("[Balance] could not check the pending list", err); }).finally(function () {
+        checking -= 1;
+        if (!checking) root.removeAttribute("aria-busy");
+      });
     });
 
     /* Approve / reject: the first press asks, "Yes" sends (once). Without this script the server asks. */
