@@ -2,7 +2,9 @@
  *
  * The balance, the rooms' Book buttons ("You need $X more" when short, as the seed's BookingPage) and the
  * transactions list follow the /balance socket; every change gets a toast. The page starts from the
- * balance and seq the server rendered, so nothing between render and connect is lost (see live.js).
+ * balance and seq the server rendered, so no balance change between render and connect is lost (see
+ * live.js). Changes without a seq (a rejected top-up, a refused payment) cannot be replayed, so on every
+ * connect, the first included, the rows on screen are read again.
  */
 (function () {
   "use strict";
@@ -114,36 +116,52 @@
     link.href = "?cursor=" + encodeURIComponent(cursor);
   }
 
-  /* The first page is re-read as a whole (new rows, changed statuses); on older pages only visible rows change. */
+  /* The rows on screen are read again after a change and on every (re)connect: the first page as a whole (new
+   * rows, changed statuses), an older page only its own rows. Answers can come back out of order, so one
+   * older than an answer already shown is dropped. */
   var reloadTimer = null;
+  var reads = 0;
+  var shownRead = 0;
+  var cursor = new URLSearchParams(window.location.search).get("cursor") || "";
 
-  function reloadFirstPage() {
+  function showFirstPage(page) {
+    var known = new Map();
+    rowsEl.querySelectorAll("tr[data-tx-id]").forEach(function (tr) { known.set(tr.dataset.txId, tr); });
+    var rows = page.items.map(function (tx) {
+      var tr = known.get(tx.id);
+      var fresh = !tr;
+      if (fresh) tr = rowTemplate.content.firstElementChild.cloneNode(true);
+      fillRow(tr, tx);
+      if (fresh && known.size) tr.classList.add("is-new");
+      return tr;
+    });
+    rowsEl.replaceChildren.apply(rowsEl, rows.concat([emptyRow]));
+    emptyRow.hidden = rows.length > 0;
+    showOlderLink(page.next_cursor);
+  }
+
+  function showOlderPage(page) {
+    page.items.forEach(function (tx) {
+      var tr = visibleRow(tx.id);
+      if (tr) fillRow(tr, tx);
+    });
+  }
+
+  function reloadRows() {
     clearTimeout(reloadTimer);
     reloadTimer = setTimeout(function () {
-      L.getJSON("/transactions?limit=" + pageSize).then(function (page) {
-        var known = new Map();
-        rowsEl.querySelectorAll("tr[data-tx-id]").forEach(function (tr) { known.set(tr.dataset.txId, tr); });
-        var rows = page.items.map(function (tx) {
-          var tr = known.get(tx.id);
-          var fresh = !tr;
-          if (fresh) tr = rowTemplate.content.firstElementChild.cloneNode(true);
-          fillRow(tr, tx);
-          if (fresh && known.size) tr.classList.add("is-new");
-          return tr;
-        });
-        rowsEl.replaceChildren.apply(rowsEl, rows.concat([emptyRow]));
-        emptyRow.hidden = rows.length > 0;
-        showOlderLink(page.next_cursor);
+      var read = ++reads;
+      var url = "/transactions?limit=" + pageSize + (firstPage ? "" : "&cursor=" + encodeURIComponent(cursor));
+      L.getJSON(url).then(function (page) {
+        if (read < shownRead) return;          // a later read already answered: this one is older
+        shownRead = read;
+        (firstPage ? showFirstPage : showOlderPage)(page);
       }).catch(function (err) { console.warn("[Balance] could not refresh transactions", err); });
     }, 80);
   }
 
   function transactionChanged(id) {
-    if (firstPage) { reloadFirstPage(); return; }
-    var tr = id && visibleRow(id);
-    if (!tr) return;
-    L.getJSON("/transactions/" + encodeURIComponent(id)).then(function (tx) { fillRow(tr, tx); })
-      .catch(function (err) { console.warn("[Balance] could not refresh a transaction", err); });
+    if (firstPage || (id && visibleRow(id))) reloadRows();
   }
 
   /* ---- the socket -------------------------------------------------------------------------------- */
@@ -152,7 +170,7 @@
 
   var live = L.connect({
     seq: Number(root.dataset.seq),
-    onConnect: function (first) { if (!first) reloadFirstPage(); },
+    onConnect: reloadRows,
     onStatus: function (state) {
       balanceEl.classList.toggle("is-stale", state !== "live");
       refreshButton.disabled = state !== "live";

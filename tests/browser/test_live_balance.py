@@ -87,3 +87,25 @@ def test_the_refresh_button_asks_the_server_and_shows_the_current_balance(site):
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#balance")).to_have_text("$20.00")
     expect(page.get_by_role("button", name="Refresh")).to_be_enabled()
+
+
+def test_a_rejection_between_the_page_and_its_socket_shows_once_the_socket_connects(site):
+    """A rejected top-up moves no balance, so it has no seq to replay: the page reads its rows on connect."""
+    admin, alice = site.admin(), site.user("alice")
+    pending = site.request_topup(alice, 15, "Between render and connect")
+    context = site.context()
+    page = site.log_in(context, alice)
+    held = []
+    context.route("**/socket.io/**", lambda route: held.append(route))
+    page.reload()                                                     # rendered with the top-up pending ...
+    row = page.locator("#transactions tr.tx", has_text="Between render and connect")
+    expect(row.locator(".badge")).to_have_text("Pending")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "connecting")
+    assert site.decide(admin, pending, approve=False).status_code == 200    # ... rejected before it connects
+    assert held, "the socket connected before the rejection"
+    for route in held:
+        route.continue_()
+    context.unroute("**/socket.io/**")
+
+    live(page)
+    expect(row.locator(".badge")).to_have_text("Rejected")
