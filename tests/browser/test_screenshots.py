@@ -12,7 +12,8 @@ pytestmark = pytest.mark.browser
 
 def shoot(page, path: str) -> None:
     """The whole page in one viewport (with room below for a toast), so toasts sit where a person sees them."""
-    page.wait_for_timeout(400)                     # let the toast's slide-in finish
+    page.wait_for_function("""() => !document.getAnimations().some(
+        a => a.animationName === "toast-in" && a.playState !== "finished")""")   # toasts have slid in
     size = page.viewport_size
     height = page.evaluate("document.documentElement.scrollHeight") + 72
     page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
