@@ -35,6 +35,8 @@ def verify() -> None:
     report = ledger_store.verify()
     click.echo(f"accounts: {report.accounts}  entries: {report.entries}  postings: {report.postings}  "
                f"sum of all postings: {format_plain(report.total)}")
+    for code, total in sorted(report.house_balances.items()):
+        click.echo(f"house account {code}: {format_plain(total)}")
     for d in report.drifts:
         click.echo(f"DRIFT {d.label}: cached {d.cached} but postings say {d.posted}", err=True)
     for ref, total in report.unbalanced_entries:

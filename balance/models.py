@@ -1,7 +1,8 @@
 """Tables. The ledger is append-only; the database enforces what it can.
 
-- ``accounts.balance`` is a cache of the sum of the account's postings, kept in the
-  same transaction; a wallet's may never go below zero (CHECK).
+- ``accounts.balance`` of a wallet is a cache of the sum of its postings, kept in the
+  same transaction, and may never go below zero (CHECK). House (system) accounts keep
+  no cache (CHECK): their balance is their postings' sum, so no change waits on them.
 - ``accounts.seq`` counts the changes of an account; each posting records the seq
   and balance it produced, so the history of ``balance_updated`` events can be
   replayed from the ledger itself (unique per account).
@@ -83,6 +84,7 @@ class Account(db.Model):
         CheckConstraint("kind IN ('wallet', 'system')", name="kind_known"),
         CheckConstraint("kind <> 'wallet' OR balance >= 0", name="wallet_not_negative"),
         CheckConstraint("(kind = 'wallet') = (user_id IS NOT NULL)", name="wallet_has_owner"),
+        CheckConstraint("kind = 'wallet' OR (balance = 0 AND seq = 0)", name="house_keeps_no_cache"),
         CheckConstraint("seq >= 0", name="seq_not_negative"),
     )
 
@@ -106,14 +108,15 @@ class Posting(db.Model):
     entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
-    balance_after: Mapped[int] = mapped_column(BigInteger)
-    account_seq: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)
+    account_seq: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     entry: Mapped[JournalEntry] = relationship(back_populates="postings")
 
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
+        CheckConstraint("(balance_after IS NULL) = (account_seq IS NULL)", name="seq_with_balance"),
         UniqueConstraint("account_id", "account_seq", name="uq_postings_account_seq"),
     )
 

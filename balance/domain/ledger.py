@@ -19,8 +19,12 @@ SYSTEM_ACCOUNTS = (TOPUP_FUNDING, PAYMENT_REVENUE)
 
 @dataclass(frozen=True)
 class Leg:
+    """One side of an entry. A ``house`` leg (a system account) keeps no cached balance:
+    every change of its kind would otherwise queue on that one row."""
+
     account_id: int
     amount: int
+    house: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,13 @@ def _positive(amount: int) -> None:
 def topup_entry(transaction_id: str, wallet_id: int, funding_id: int, amount: int) -> EntryPlan:
     """A top-up: the wallet goes up, the funding account goes down by the same amount."""
     _positive(amount)
-    return balanced(f"topup:{transaction_id}", "topup", [Leg(wallet_id, amount), Leg(funding_id, -amount)])
+    return balanced(f"topup:{transaction_id}", "topup", [Leg(wallet_id, amount), Leg(funding_id, -amount, house=True)])
 
 
 def payment_entry(transaction_id: str, wallet_id: int, revenue_id: int, amount: int) -> EntryPlan:
     """A payment: the wallet goes down, revenue goes up."""
     _positive(amount)
-    return balanced(f"payment:{transaction_id}", "payment", [Leg(wallet_id, -amount), Leg(revenue_id, amount)])
+    return balanced(f"payment:{transaction_id}", "payment", [Leg(wallet_id, -amount), Leg(revenue_id, amount, house=True)])
 
 
 def check_affordable(balance: int, amount: int) -> None:

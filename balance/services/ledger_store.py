@@ -7,10 +7,10 @@ leg that would go below zero matches no row. Legs are applied in the order given
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.errors import InsufficientFunds, LedgerError
@@ -56,54 +56,46 @@ def system_account_id(code: str, currency: str) -> int:
     return found
 
 
-def _apply(leg, now):
-    return db.session.execute(
-        update(Account)
-        .where(Account.id == leg.account_id)
-        .where(or_(Account.kind != "wallet", Account.balance + leg.amount >= 0))
-        .values(balance=Account.balance + leg.amount, seq=Account.seq + 1, updated_at=now)
-        .returning(Account.balance, Account.seq)
-    ).one_or_none()
-
-
 def post(plan: EntryPlan, transaction_id: str | None) -> dict[int, Applied]:
-    """Apply a balanced entry; raise ``InsufficientFunds`` (nothing applied) if the first leg's wallet would go negative.
+    """Apply a balanced entry; raise ``InsufficientFunds`` (nothing written) if a wallet would go negative.
 
-    Only the first leg may be refused without harm: nothing has been written yet, so the
-    caller may go on to record the refusal in the same transaction (no savepoint needed).
-    A refusal of a later leg raises ``LedgerError``, which must end the transaction.
-    The entry is inserted before the later legs, so the house account's row, which every
-    change of its kind updates, stays locked for as short a time as this transaction allows.
+    Wallet legs move the wallet's cached balance and ``seq`` with one guarded
+    ``UPDATE ... RETURNING`` each; a refused wallet leg must come first, before anything
+    is written, so the caller can record the refusal in the same transaction (no
+    savepoint). House legs are only posted: their balance is the sum of their postings,
+    so no change ever waits for another on a house account's row.
     """
     now = utcnow()
     applied: dict[int, Applied] = {}
-    first, *rest = plan.legs
-    row = _apply(first, now)
-    if row is None:
-        current = db.session.execute(select(Account.balance).where(Account.id == first.account_id)).scalar_one()
-        raise InsufficientFunds(
-            "insufficient balance",
-            details={"required": -first.amount, "current": current, "shortfall": -first.amount - current},
-        )
-    applied[first.account_id] = Applied(first.account_id, first.amount, row.balance, row.seq)
+    postings = []
+    for position, leg in enumerate(plan.legs):
+        if leg.house:
+            postings.append({"account_id": leg.account_id, "amount": leg.amount, "balance_after": None,
+                             "account_seq": None})
+            continue
+        row = db.session.execute(
+            update(Account)
+            .where(Account.id == leg.account_id, Account.kind == "wallet", Account.balance + leg.amount >= 0)
+            .values(balance=Account.balance + leg.amount, seq=Account.seq + 1, updated_at=now)
+            .returning(Account.balance, Account.seq)
+        ).one_or_none()
+        if row is None:
+            if position > 0:
+                raise LedgerError(f"wallet leg {position} of {plan.reference} refused after others were applied")
+            current = db.session.execute(select(Account.balance).where(Account.id == leg.account_id)).scalar_one()
+            raise InsufficientFunds(
+                "insufficient balance",
+                details={"required": -leg.amount, "current": current, "shortfall": -leg.amount - current},
+            )
+        applied[leg.account_id] = Applied(leg.account_id, leg.amount, row.balance, row.seq)
+        postings.append({"account_id": leg.account_id, "amount": leg.amount, "balance_after": row.balance,
+                         "account_seq": row.seq})
     entry_id = db.session.execute(
         insert(JournalEntry)
         .values(reference=plan.reference, kind=plan.kind, transaction_id=transaction_id, created_at=now)
         .returning(JournalEntry.id)
     ).scalar_one()
-    for leg in rest:
-        row = _apply(leg, now)
-        if row is None:
-            raise LedgerError(f"leg on account {leg.account_id} of {plan.reference} refused after the first was applied")
-        applied[leg.account_id] = Applied(leg.account_id, leg.amount, row.balance, row.seq)
-    db.session.execute(
-        insert(Posting),
-        [
-            {"entry_id": entry_id, "account_id": a.account_id, "amount": a.amount, "balance_after": a.balance_after,
-             "account_seq": a.seq, "created_at": now}
-            for a in applied.values()
-        ],
-    )
+    db.session.execute(insert(Posting), [dict(p, entry_id=entry_id, created_at=now) for p in postings])
     return applied
 
 
@@ -123,6 +115,7 @@ class VerifyReport:
     drifts: list[Drift]
     unbalanced_entries: list[tuple[str, int]]
     total: int
+    house_balances: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -130,18 +123,30 @@ class VerifyReport:
 
 
 def verify() -> VerifyReport:
-    """Recompute every balance from the postings and check every entry (and the whole book) sums to zero."""
+    """Recompute every wallet's balance and seq from its postings, and check every entry (and the book) sums to zero.
+
+    House accounts keep no cached balance (their balance is their postings' sum, shown
+    in ``house_balances``), so for them there is nothing cached to drift.
+    """
     sums = dict(db.session.execute(select(Posting.account_id, func.sum(Posting.amount)).group_by(Posting.account_id)).all())
-    seqs = dict(db.session.execute(select(Posting.account_id, func.count(Posting.id)).group_by(Posting.account_id)).all())
+    counts = dict(db.session.execute(
+        select(Posting.account_id, func.count(Posting.account_seq)).group_by(Posting.account_id)).all())
     drifts = []
-    accounts = db.session.execute(select(Account.id, Account.code, Account.user_id, Account.balance, Account.seq)).all()
+    house = {}
+    accounts = db.session.execute(select(Account.id, Account.kind, Account.code, Account.user_id, Account.balance,
+                                         Account.seq)).all()
     for acc in accounts:
         posted = int(sums.get(acc.id) or 0)
-        label = acc.code or f"wallet of user {acc.user_id}"
+        if acc.kind != "wallet":
+            house[acc.code] = posted
+            if acc.balance or acc.seq:
+                drifts.append(Drift(acc.id, acc.code + " (keeps no cached balance)", acc.balance, 0))
+            continue
+        label = f"wallet of user {acc.user_id}"
         if posted != acc.balance:
             drifts.append(Drift(acc.id, label, acc.balance, posted))
-        elif int(seqs.get(acc.id) or 0) != acc.seq:
-            drifts.append(Drift(acc.id, label + " (seq)", acc.seq, int(seqs.get(acc.id) or 0)))
+        elif int(counts.get(acc.id) or 0) != acc.seq:
+            drifts.append(Drift(acc.id, label + " (seq)", acc.seq, int(counts.get(acc.id) or 0)))
     unbalanced = db.session.execute(
         select(JournalEntry.reference, func.sum(Posting.amount))
         .join(Posting, Posting.entry_id == JournalEntry.id)
@@ -151,4 +156,5 @@ def verify() -> VerifyReport:
     total = db.session.execute(select(func.coalesce(func.sum(Posting.amount), 0))).scalar_one()
     entries = db.session.execute(select(func.count(JournalEntry.id))).scalar_one()
     postings = db.session.execute(select(func.count(Posting.id))).scalar_one()
-    return VerifyReport(len(accounts), entries, postings, drifts, [(r[0], int(r[1])) for r in unbalanced], int(total))
+    return VerifyReport(len(accounts), entries, postings, drifts, [(r[0], int(r[1])) for r in unbalanced], int(total),
+                        house)

@@ -8,7 +8,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from balance.extensions import db
 from balance.models import Account, JournalEntry, Posting, utcnow
 from balance.services import ledger_store
-from tests.support.wallets import assert_books_clean, fund, new_admin, new_user, pay, request_topup, wallet_row
+from tests.support.wallets import (assert_books_clean, fund, new_admin, new_user, pay, posted_sum, request_topup,
+                                   wallet_row)
 
 postgresql_only = pytest.mark.parametrize("database_uri", ["postgresql"], indirect=True)
 
@@ -34,10 +35,31 @@ def test_a_raw_update_that_makes_a_wallet_negative_is_refused_by_the_database(ct
     assert wallet_row(user).balance == 5000
 
 
-def test_a_house_account_may_go_negative(ctx):
+def test_a_house_account_may_go_negative_and_its_balance_is_the_sum_of_its_postings(ctx):
     funded_user(5000)
     funding = db.session.execute(select(Account).where(Account.code == "topup_funding:USD")).scalar_one()
-    assert funding.balance == -5000
+    assert posted_sum(funding.id) == -5000
+    assert (funding.balance, funding.seq) == (0, 0), "house accounts keep no cached balance: no change waits on them"
+    assert ledger_store.verify().house_balances == {"topup_funding:USD": -5000}
+
+
+def test_a_house_account_refuses_a_cached_balance(ctx):
+    funded_user(5000)
+    with pytest.raises(IntegrityError):
+        run_sql("UPDATE accounts SET balance = -5000 WHERE code = 'topup_funding:USD'")
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_a_wallet_posting_without_its_seq_is_refused(ctx):
+    user = funded_user(5000)
+    account_id = wallet_row(user).id
+    entry_id = db.session.execute(select(Posting.entry_id).where(Posting.account_id == account_id)).scalar()
+    with pytest.raises(IntegrityError):
+        db.session.add(Posting(entry_id=entry_id, account_id=account_id, amount=1, balance_after=5001,
+                               account_seq=None, created_at=utcnow()))
+        db.session.commit()
+    db.session.rollback()
 
 
 def test_a_second_journal_entry_with_the_same_reference_is_refused(ctx):
@@ -170,12 +192,12 @@ def test_verify_detects_a_cached_balance_that_drifted_from_its_postings(ctx):
     assert report.unbalanced_entries == [] and report.total == 0
 
 
-def test_verify_detects_a_house_account_that_drifted(ctx):
-    funded_user(5000)
-    run_sql("UPDATE accounts SET balance = 0 WHERE code = 'topup_funding:USD'")
-    db.session.commit()
-    [drift] = ledger_store.verify().drifts
-    assert (drift.label, drift.cached, drift.posted) == ("topup_funding:USD", 0, -5000)
+def test_verify_reports_house_balances_from_their_postings(ctx):
+    user = funded_user(5000)
+    pay(user, 1250)
+    report = ledger_store.verify()
+    assert report.clean
+    assert report.house_balances == {"topup_funding:USD": -5000, "payment_revenue:USD": 1250}
 
 
 def test_verify_detects_a_change_counter_that_drifted(ctx):

@@ -44,13 +44,13 @@ def test_an_entry_that_is_not_two_or_more_non_zero_integer_legs_summing_to_zero_
 def test_a_topup_credits_the_wallet_and_debits_funding_by_the_same_amount():
     plan = topup_entry("tx-1", WALLET, FUNDING, 5000)
     assert (plan.reference, plan.kind) == ("topup:tx-1", "topup")
-    assert plan.legs == (Leg(WALLET, 5000), Leg(FUNDING, -5000))
+    assert plan.legs == (Leg(WALLET, 5000), Leg(FUNDING, -5000, house=True))
 
 
 def test_a_payment_debits_the_wallet_first_and_credits_revenue():
     plan = payment_entry("tx-2", WALLET, REVENUE, 1250)
     assert (plan.reference, plan.kind) == ("payment:tx-2", "payment")
-    assert plan.legs == (Leg(WALLET, -1250), Leg(REVENUE, 1250))
+    assert plan.legs == (Leg(WALLET, -1250), Leg(REVENUE, 1250, house=True))
 
 
 def test_a_top_up_and_a_payment_of_the_same_transaction_id_have_different_references():
