@@ -173,6 +173,16 @@ class Site:
     def page_for(self, person: Person, path: str = "/", **options) -> Page:
         return self.log_in(self.context(**options), person, path)
 
+    @staticmethod
+    def wait_until(page: Page, condition, what: str, timeout: float = 10) -> None:
+        """Wait for something only this process sees (a route handler has run), letting Playwright work
+        meanwhile: its handlers run while the test waits on the page."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting until {what}")
+            page.wait_for_timeout(20)
+
     def close(self) -> None:
         """Leave every page as a person does (its unload handlers say goodbye to the server), then close."""
         for context in self.contexts:

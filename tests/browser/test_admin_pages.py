@@ -142,6 +142,7 @@ def test_a_request_that_arrives_while_the_page_checks_the_list_stays_pending(sit
 
     context.route("**/transactions/topup/pending", answer_later)
     queue = live(site.log_in(context, admin, "/admin/topups"))
+    site.wait_until(queue, lambda: held, "the server has answered the check")
     expect(queue.locator("#pending")).to_have_attribute("aria-busy", "true")
     site.request_topup(alice, 9, "Arrived during the check")
     row = queue.locator("tr.pending-row", has_text="Arrived during the check")

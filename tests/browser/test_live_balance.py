@@ -97,18 +97,26 @@ def test_a_rejection_between_the_page_and_its_socket_shows_once_the_socket_conne
     admin, alice = site.admin(), site.user("alice")
     pending = site.request_topup(alice, 15, "Between render and connect")
     context = site.context()
-    page = site.log_in(context, alice)
-    held = []
-    context.route("**/socket.io/**", lambda route: held.append(route))
-    page.reload()                                                     # rendered with the top-up pending ...
+    site.log_in(context, alice)
+    page = context.new_page()
+    held, released = [], []
+
+    def hold(route):                                                   # this tab's socket waits ...
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/socket.io/**", hold)
+    page.goto("/")
     row = page.locator("#transactions tr.tx", has_text="Between render and connect")
     expect(row.locator(".badge")).to_have_text("Pending")
     expect(page.locator("#live-status")).to_have_attribute("data-state", "connecting")
-    assert site.decide(admin, pending, approve=False).status_code == 200    # ... rejected before it connects
-    assert held, "the socket connected before the rejection"
+    site.wait_until(page, lambda: held, "the socket's first request is held")
+    assert site.decide(admin, pending, approve=False).status_code == 200    # ... while the top-up is rejected
+    released.append(True)
     for route in held:
         route.continue_()
-    context.unroute("**/socket.io/**")
 
     live(page)
     expect(row.locator(".badge")).to_have_text("Rejected")
