@@ -44,16 +44,17 @@ def system_account_id(code: str, currency: str) -> int:
     if full in known:
         return known[full]
     found = db.session.execute(select(Account.id).where(Account.code == full)).scalar_one_or_none()
-    if found is None:
-        try:
-            with db.session.begin_nested():
-                db.session.execute(insert(Account).values(kind="system", code=full, currency=currency, balance=0,
-                                                          seq=0, updated_at=utcnow()))
-        except IntegrityError:
-            pass
-        found = db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
-    known[full] = found
-    return found
+    if found is not None:
+        known[full] = found  # committed by someone: safe to remember
+        return found
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(Account).values(kind="system", code=full, currency=currency, balance=0,
+                                                      seq=0, updated_at=utcnow()))
+    except IntegrityError:  # another transaction created and committed it first
+        pass
+    # Not remembered yet: if created here, it exists only if this transaction commits.
+    return db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
 
 
 def post(plan: EntryPlan, transaction_id: str | None) -> dict[int, Applied]:

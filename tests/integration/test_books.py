@@ -224,3 +224,15 @@ def test_verify_detects_an_entry_whose_legs_do_not_sum_to_zero(ctx):
     assert not report.clean
     db.session.rollback()
     assert_books_clean()
+
+
+def test_a_house_account_created_by_a_transaction_that_rolled_back_is_not_remembered(ctx):
+    """The house account's id is cached per app; caching an uncommitted one broke every later posting."""
+    from balance.database import write_transaction
+
+    with pytest.raises(RuntimeError):
+        with write_transaction():
+            ledger_store.system_account_id("topup_funding", "USD")
+            raise RuntimeError("the change failed after the house account was created")
+    funded_user(5000)
+    assert_books_clean()
