@@ -50,14 +50,18 @@ def install_sqlite_hooks(engine: Engine) -> None:
 def write_transaction():
     """Run a block as one atomic write: commit on success, roll back on any error.
 
-    Any read transaction the request had open is ended first, so that on SQLite the
+    On SQLite any read transaction the request had open is ended first, so that the
     write lock is taken before the first read of this transaction (no stale snapshot,
-    no lock upgrade failing under load). Callers pass ids, not ORM objects loaded
-    earlier, since those are expired here.
+    no lock upgrade failing under load). On PostgreSQL the write simply continues the
+    request's transaction (READ COMMITTED: every statement sees what is committed, and
+    the guarded updates lock what they change), which saves a rollback, a pool
+    checkout and its ping on every change. Callers pass ids, not ORM objects loaded
+    earlier.
     """
     session = db.session
-    session.rollback()
-    session.connection(execution_options={_IMMEDIATE: True})
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()
+        session.connection(execution_options={_IMMEDIATE: True})
     try:
         yield session
         session.commit()

@@ -50,6 +50,12 @@ def _positive(amount: int) -> None:
         raise UnbalancedEntry("a top-up or payment moves a positive whole number of minor units")
 
 
+def require_positive(amount: int) -> int:
+    """Refuse, before anything is written, an amount no top-up or payment may move."""
+    _positive(amount)
+    return amount
+
+
 def topup_entry(transaction_id: str, wallet_id: int, funding_id: int, amount: int) -> EntryPlan:
     """A top-up: the wallet goes up, the funding account goes down by the same amount."""
     _positive(amount)

@@ -11,7 +11,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from .. import wire
 from ..domain.errors import AlreadyProcessed, ValidationFailed
 from ..domain.money import to_wire
-from ..services import admin_views, history, wallet
+from ..services import accounts, admin_views, history, wallet
 from . import forms
 from .guard import admin_required
 from .templating import money, when
@@ -61,7 +61,7 @@ def decide(transaction_id):
         flash(_too_late(transaction_id, choice["approve"]), "error")
         return redirect(url_for(".pending"), 303)
     tx = result.transaction
-    flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {tx.user.email}.", "success")
+    flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {accounts.get(tx.user_id).email}.", "success")
     return redirect(url_for(".pending"), 303)
 
 

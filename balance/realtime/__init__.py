@@ -63,11 +63,11 @@ def init_app(app) -> None:
     if redis_url:
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30)
         cache = RedisBalanceCache(client, app.config["BALANCE_CACHE_TTL"])
-        publisher = bus.Publisher(bus.RedisBus(client), enabled=publish_now)
+        publisher = bus.Publisher(bus.RedisBus(client, cache), enabled=publish_now)
         app.extensions["balance.redis_url"] = redis_url
     else:
         cache = LocalBalanceCache()
-        publisher = bus.Publisher(bus.LocalBus(gateway), enabled=publish_now)
+        publisher = bus.Publisher(bus.LocalBus(gateway, cache), enabled=publish_now)
     app.extensions["balance.gateway"] = gateway
     app.extensions["balance.cache"] = cache
     app.extensions["balance.publisher"] = publisher

@@ -43,29 +43,39 @@ def mark_published(ids: list[int]) -> None:
 class LocalBus:
     name = "in-process"
 
-    def __init__(self, gateway):
+    def __init__(self, gateway, cache):
         self.gateway = gateway
+        self.cache = cache
 
-    def send(self, messages: list[dict]) -> bool:
+    def send(self, messages: list[dict], snapshot=None) -> bool:
+        if snapshot is not None:
+            self.cache.put(snapshot)
         for m in messages:
             self.gateway.deliver(parse(m))
         return True
 
 
 class RedisBus:
+    """Publishes to ``balance:updates``; a change's cache write rides in the same pipeline, before the publish."""
+
     name = "redis"
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, cache):
         self.client = client
+        self.cache = cache
 
-    def send(self, messages: list[dict]) -> bool:
+    def send(self, messages: list[dict], snapshot=None) -> bool:
         try:
             pipe = self.client.pipeline(transaction=False)
+            if snapshot is not None:
+                self.cache.put_in(pipe, snapshot)
             for m in messages:
                 pipe.publish(CHANNEL, json.dumps(m, separators=(",", ":")))
             pipe.execute()
             return True
         except redis.RedisError as exc:
+            if snapshot is not None:
+                self.cache.failed(snapshot)
             log.warning("publishing %d message(s) failed (%s); the outbox relay will retry", len(messages), exc)
             return False
 
@@ -87,10 +97,15 @@ class Publisher:
         self.stats = {"published": 0, "failed": 0, "relayed": 0}
         self._to_mark: list[int] | None = None
 
-    def publish(self, messages: list[dict]) -> None:
+    def publish(self, messages: list[dict], snapshot=None) -> None:
+        """Publish a committed change's messages (and write its new balance to the cache first)."""
         if not self.enabled:
+            if snapshot is not None:
+                self.bus.cache.put(snapshot)
             return
-        if not self.bus.send(messages):
+        if not messages and snapshot is None:
+            return
+        if not self.bus.send(messages, snapshot):
             self.stats["failed"] += len(messages)
             return
         self.stats["published"] += len(messages)

@@ -82,9 +82,17 @@ class RedisBalanceCache:
         try:
             self._put(keys=[self.key(snapshot.user_id)], args=[_encode(snapshot), snapshot.seq, self.ttl])
         except redis.RedisError as exc:
-            self.stats.errors += 1
-            self.dirty.add(snapshot.user_id)
+            self.failed(snapshot)
             log.warning("balance cache write failed (%s); will repair user %s", exc, snapshot.user_id)
+
+    def put_in(self, pipe, snapshot: Snapshot) -> None:
+        """Queue the same compare-and-set on a pipeline (``EVAL``: a pipeline's ``EVALSHA`` would first ask
+        ``SCRIPT EXISTS``, one more round trip); the caller reports a failed pipeline with ``failed``."""
+        pipe.eval(_PUT_IF_NEWER, 1, self.key(snapshot.user_id), _encode(snapshot), snapshot.seq, self.ttl)
+
+    def failed(self, snapshot: Snapshot) -> None:
+        self.stats.errors += 1
+        self.dirty.add(snapshot.user_id)
 
     def repair(self, load) -> None:
         """Rewrite entries whose update failed (Redis was down), from ``load(user_id)``: the database."""

@@ -10,13 +10,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..domain.errors import IdempotencyKeyReused, ValidationFailed
 from ..extensions import db
 from ..models import IdempotencyKey, utcnow
 
 MAX_KEY_LENGTH = 255
+_INSERT = insert(IdempotencyKey.__table__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def find(user_id: int, key: str, print_: str) -> Replay | None:
 
 
 def record(user_id: int, key: str, print_: str, transaction_id: str, outcome: dict) -> None:
-    db.session.add(IdempotencyKey(user_id=user_id, key=key, fingerprint=print_, transaction_id=transaction_id,
-                                  outcome=json.dumps(outcome), created_at=utcnow()))
-    db.session.flush()
+    """Store the outcome in the caller's transaction (a twin request with this key fails here, on the unique key)."""
+    db.session.connection().execute(_INSERT, {"user_id": user_id, "key": key, "fingerprint": print_,
+                                              "transaction_id": transaction_id, "outcome": json.dumps(outcome),
+                                              "created_at": utcnow()})

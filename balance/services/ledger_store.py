@@ -1,30 +1,53 @@
 """Writes journal entries to the database and checks the books.
 
-Every leg is applied with one guarded ``UPDATE ... RETURNING``: the account's cached
-balance and ``seq`` move together with the posting that records them, and a wallet
-leg that would go below zero matches no row. Legs are applied in the order given
-(wallet first, system account last), which keeps lock order the same everywhere.
+A wallet leg is applied with one guarded ``UPDATE ... RETURNING``: the wallet's cached
+balance and ``seq`` move together with the posting that records them, and a leg that
+would take it below zero matches no row. House legs are only posted: a house
+account's balance is the sum of its postings, so no change waits on its row.
+
+These are the hot path of every balance change, so they are SQLAlchemy Core
+statements built once at import (no ORM unit of work, no per-call compilation) run
+on the session's connection, inside the caller's transaction.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..domain.errors import InsufficientFunds, LedgerError
+from ..domain.errors import InsufficientFunds
 from ..domain.ledger import EntryPlan
 from ..extensions import db
 from ..models import Account, JournalEntry, Posting, utcnow
 
+_accounts = Account.__table__
+_entries = JournalEntry.__table__
+_postings = Posting.__table__
+
+_MOVE_WALLET = (
+    update(_accounts)
+    .where(_accounts.c.user_id == bindparam("owner"), _accounts.c.kind == "wallet",
+           _accounts.c.balance + bindparam("delta") >= 0)
+    .values(balance=_accounts.c.balance + bindparam("delta"), seq=_accounts.c.seq + 1, updated_at=bindparam("now"))
+    .returning(_accounts.c.id, _accounts.c.balance, _accounts.c.seq, _accounts.c.currency)
+)
+_WALLET_BALANCE = select(_accounts.c.balance).where(_accounts.c.user_id == bindparam("owner"),
+                                                   _accounts.c.kind == "wallet")
+_INSERT_ENTRY = insert(_entries).returning(_entries.c.id)
+_INSERT_POSTING = insert(_postings)
+
 
 @dataclass(frozen=True)
 class Applied:
+    """A wallet after a change: which account, by how much, and the balance and seq it now has."""
+
     account_id: int
     amount: int
     balance_after: int
     seq: int
+    currency: str
 
 
 def wallet_of(user_id: int) -> Account:
@@ -57,47 +80,42 @@ def system_account_id(code: str, currency: str) -> int:
     return db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
 
 
-def post(plan: EntryPlan, transaction_id: str | None) -> dict[int, Applied]:
-    """Apply a balanced entry; raise ``InsufficientFunds`` (nothing written) if a wallet would go negative.
+def move_wallet(user_id: int, delta: int, now) -> Applied:
+    """Add ``delta`` (signed minor units) to the user's wallet, or raise ``InsufficientFunds`` having written nothing.
 
-    Wallet legs move the wallet's cached balance and ``seq`` with one guarded
-    ``UPDATE ... RETURNING`` each; a refused wallet leg must come first, before anything
-    is written, so the caller can record the refusal in the same transaction (no
-    savepoint). House legs are only posted: their balance is the sum of their postings,
-    so no change ever waits for another on a house account's row.
+    One statement: the guard, the new balance and the next ``seq`` are decided by the
+    database under the row lock, so concurrent changes of one wallet queue here and
+    each sees the balance the previous one left.
     """
-    now = utcnow()
-    applied: dict[int, Applied] = {}
-    postings = []
-    for position, leg in enumerate(plan.legs):
-        if leg.house:
-            postings.append({"account_id": leg.account_id, "amount": leg.amount, "balance_after": None,
-                             "account_seq": None})
-            continue
-        row = db.session.execute(
-            update(Account)
-            .where(Account.id == leg.account_id, Account.kind == "wallet", Account.balance + leg.amount >= 0)
-            .values(balance=Account.balance + leg.amount, seq=Account.seq + 1, updated_at=now)
-            .returning(Account.balance, Account.seq)
-        ).one_or_none()
-        if row is None:
-            if position > 0:
-                raise LedgerError(f"wallet leg {position} of {plan.reference} refused after others were applied")
-            current = db.session.execute(select(Account.balance).where(Account.id == leg.account_id)).scalar_one()
-            raise InsufficientFunds(
-                "insufficient balance",
-                details={"required": -leg.amount, "current": current, "shortfall": -leg.amount - current},
-            )
-        applied[leg.account_id] = Applied(leg.account_id, leg.amount, row.balance, row.seq)
-        postings.append({"account_id": leg.account_id, "amount": leg.amount, "balance_after": row.balance,
-                         "account_seq": row.seq})
-    entry_id = db.session.execute(
-        insert(JournalEntry)
-        .values(reference=plan.reference, kind=plan.kind, transaction_id=transaction_id, created_at=now)
-        .returning(JournalEntry.id)
-    ).scalar_one()
-    db.session.execute(insert(Posting), [dict(p, entry_id=entry_id, created_at=now) for p in postings])
-    return applied
+    conn = db.session.connection()
+    row = conn.execute(_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}).one_or_none()
+    if row is not None:
+        return Applied(row.id, delta, row.balance, row.seq, row.currency)
+    current = conn.execute(_WALLET_BALANCE, {"owner": user_id}).scalar_one_or_none()
+    if current is None:
+        raise LookupError(f"user {user_id} has no wallet")
+    raise InsufficientFunds("insufficient balance",
+                            details={"required": -delta, "current": current, "shortfall": -delta - current})
+
+
+def record_entry(plan: EntryPlan, wallet: Applied, transaction_id: str | None, now) -> None:
+    """Write a balanced entry whose wallet leg ``wallet`` has already been applied by ``move_wallet``.
+
+    The wallet's posting carries the balance and seq it produced (the ledger is the
+    history the gateway replays); house postings carry neither.
+    """
+    legs = [leg for leg in plan.legs if not leg.house]
+    if len(legs) != 1 or legs[0].account_id != wallet.account_id or legs[0].amount != wallet.amount:
+        raise ValueError(f"{plan.reference}: its one wallet leg must be the change just applied")
+    conn = db.session.connection()
+    entry_id = conn.execute(_INSERT_ENTRY, {"reference": plan.reference, "kind": plan.kind,
+                                            "transaction_id": transaction_id, "created_at": now}).scalar_one()
+    conn.execute(_INSERT_POSTING, [
+        {"entry_id": entry_id, "account_id": leg.account_id, "amount": leg.amount, "created_at": now,
+         "balance_after": None if leg.house else wallet.balance_after,
+         "account_seq": None if leg.house else wallet.seq}
+        for leg in plan.legs
+    ])
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,20 @@
 
 Each use case is one write transaction: a guarded status change or balance update,
 the journal entry, the outbox rows. After commit the new balance goes to the cache
-and the outbox rows to the publisher.
+and the outbox rows to the publisher (one Redis round trip for both).
+
+The writes are SQLAlchemy Core statements built once (see ``ledger_store``): every
+balance change pays for them, and the ORM's unit of work cost several times the
+statements themselves. What a use case returns is a ``TransactionRecord``, the row
+as committed, not an ORM object that the commit would expire.
 """
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 
-from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import wire
@@ -19,9 +24,53 @@ from ..domain import events as ev
 from ..domain import ledger
 from ..domain.errors import AlreadyProcessed, InsufficientFunds, NotFound
 from ..extensions import db
-from ..models import Transaction, User, utcnow
+from ..models import Transaction, User, new_id, utcnow
 from . import idempotency, outbox, snapshots
-from .ledger_store import post, system_account_id, wallet_of
+from .ledger_store import move_wallet, record_entry, system_account_id
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """A ``transactions`` row as committed (same attribute names as the model, so ``wire.transaction`` takes either)."""
+
+    id: str
+    user_id: int
+    type: str
+    status: str
+    amount: int
+    description: str | None = None
+    reference: str | None = None
+    balance_snapshot: int | None = None
+    admin_notes: str | None = None
+    failure_reason: str | None = None
+    processed_by_id: int | None = None
+    processed_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+_transactions = Transaction.__table__
+_COLUMNS = [_transactions.c[f.name] for f in fields(TransactionRecord)]
+_INSERT_TRANSACTION = insert(_transactions)
+_TRANSACTION_BY_ID = select(*_COLUMNS).where(_transactions.c.id == bindparam("tid"))
+_CLAIM_TOPUP = (
+    update(_transactions)
+    .where(_transactions.c.id == bindparam("tid"), _transactions.c.type == "topup",
+           _transactions.c.status == "pending")
+    .values(status=bindparam("new_status"), processed_at=bindparam("now"), processed_by_id=bindparam("admin"),
+            admin_notes=bindparam("notes"), failure_reason=bindparam("reason"))
+    .returning(*_COLUMNS)
+)
+_SET_SNAPSHOT = (update(_transactions).where(_transactions.c.id == bindparam("tid"))
+                 .values(balance_snapshot=bindparam("snapshot")))
+_USER_EMAIL = select(User.__table__.c.email).where(User.__table__.c.id == bindparam("uid"))
+
+
+def _record(row) -> TransactionRecord:
+    return TransactionRecord(**row._mapping)
+
+
+def _insert(tx: TransactionRecord) -> None:
+    db.session.connection().execute(_INSERT_TRANSACTION, asdict(tx))
 
 
 @dataclass(frozen=True)
@@ -59,15 +108,11 @@ class Result:
     answered (wire form), since a top-up may have been decided since then.
     """
 
-    transaction: Transaction
+    transaction: TransactionRecord
     replayed: bool = False
     insufficient: dict | None = None
     events: list = field(default_factory=list)
     first_answer: dict | None = None
-
-
-def _currency() -> str:
-    return current_app.config["CURRENCY"]
 
 
 def _replay(user_id: int, key: str | None, print_: str | None) -> Result | None:
@@ -76,7 +121,7 @@ def _replay(user_id: int, key: str | None, print_: str | None) -> Result | None:
     found = idempotency.find(user_id, key, print_)
     if found is None:
         return None
-    return Result(db.session.get(Transaction, found.transaction_id), replayed=True,
+    return Result(load(found.transaction_id), replayed=True,
                   insufficient=found.outcome.get("insufficient"), first_answer=found.outcome.get("transaction"))
 
 
@@ -88,27 +133,26 @@ def _known_id(transaction_id: str, what: str = "transaction") -> str:
         raise NotFound(f"no such {what}") from None
 
 
+def load(transaction_id: str) -> TransactionRecord | None:
+    row = db.session.connection().execute(_TRANSACTION_BY_ID, {"tid": transaction_id}).one_or_none()
+    return None if row is None else _record(row)
+
+
 def _keyed(cmd, run) -> Result:
     """Run ``run`` once per idempotency key: a stored outcome is returned, a concurrent twin loses the insert."""
     done = _replay(cmd.user_id, cmd.idempotency_key, cmd.fingerprint)
     if done:
         return done
     try:
-        result, rows, snapshot = run()
+        result, messages, snapshot = run()
     except IntegrityError:
         db.session.rollback()
         done = _replay(cmd.user_id, cmd.idempotency_key, cmd.fingerprint)
         if done:
             return done
         raise
-    _after_commit(rows, snapshot)
+    outbox.hand_off(messages, snapshot)
     return result
-
-
-def _after_commit(rows, snapshot) -> None:
-    if snapshot is not None:
-        snapshots.remember(snapshot)
-    outbox.hand_off(rows)
 
 
 def request_topup(cmd: RequestTopup) -> Result:
@@ -116,18 +160,17 @@ def request_topup(cmd: RequestTopup) -> Result:
 
     def run():
         with write_transaction() as session:
-            user = session.get(User, cmd.user_id)
+            email = session.connection().execute(_USER_EMAIL, {"uid": cmd.user_id}).scalar_one()
             now = utcnow()
-            tx = Transaction(user_id=cmd.user_id, type="topup", status="pending", amount=cmd.amount,
-                             description=cmd.description, created_at=now)
-            session.add(tx)
-            session.flush()
+            tx = TransactionRecord(new_id(), cmd.user_id, "topup", "pending", cmd.amount, cmd.description,
+                                   created_at=now)
+            _insert(tx)
             if cmd.idempotency_key:
                 idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
                                    {"transaction": wire.transaction(tx)})
-            events = [ev.TopupRequested(cmd.user_id, user.email, tx.id, cmd.amount, cmd.description, now)]
-            rows = outbox.stage(events)
-        return Result(tx, events=events), rows, None
+            events = [ev.TopupRequested(cmd.user_id, email, tx.id, cmd.amount, cmd.description, now)]
+            messages = outbox.stage(events)
+        return Result(tx, events=events), messages, None
 
     return _keyed(cmd, run)
 
@@ -137,78 +180,77 @@ def process_topup(cmd: ProcessTopup) -> Result:
     transaction_id = _known_id(cmd.transaction_id, "top-up")
     with write_transaction() as session:
         now = utcnow()
-        claimed = session.execute(
-            update(Transaction)
-            .where(Transaction.id == transaction_id, Transaction.type == "topup", Transaction.status == "pending")
-            .values(
-                status="success" if cmd.approve else "failed",
-                processed_at=now,
-                processed_by_id=cmd.admin_id,
-                admin_notes=cmd.admin_notes,
-                failure_reason=None if cmd.approve else "rejected",
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        tx = session.get(Transaction, transaction_id, populate_existing=True)
-        if not claimed:
+        claimed = session.connection().execute(_CLAIM_TOPUP, {
+            "tid": transaction_id, "now": now, "admin": cmd.admin_id, "notes": cmd.admin_notes,
+            "new_status": "success" if cmd.approve else "failed",
+            "reason": None if cmd.approve else "rejected",
+        }).one_or_none()
+        if claimed is None:
+            tx = load(transaction_id)
             if tx is None or tx.type != "topup":
                 raise NotFound("no such top-up")
             raise AlreadyProcessed(f"this top-up was already processed ({tx.status})", details={"status": tx.status})
+        tx = _record(claimed)
         snapshot = None
         if cmd.approve:
-            wallet = wallet_of(tx.user_id)
-            funding = system_account_id(ledger.TOPUP_FUNDING, wallet.currency)
-            applied = post(ledger.topup_entry(tx.id, wallet.id, funding, tx.amount), tx.id)[wallet.id]
-            tx.balance_snapshot = applied.balance_after
+            applied = move_wallet(tx.user_id, tx.amount, now)
+            funding = system_account_id(ledger.TOPUP_FUNDING, applied.currency)
+            record_entry(ledger.topup_entry(tx.id, applied.account_id, funding, tx.amount), applied, tx.id, now)
+            session.connection().execute(_SET_SNAPSHOT, {"tid": tx.id, "snapshot": applied.balance_after})
+            tx = replace(tx, balance_snapshot=applied.balance_after)
             events = [
                 ev.BalanceChanged(tx.user_id, tx.id, "topup", tx.amount, applied.balance_after - tx.amount,
                                   applied.balance_after, applied.seq, now),
                 ev.TransactionCompleted(tx.user_id, tx.id, "topup", tx.amount, applied.balance_after, now),
             ]
-            snapshot = snapshots.Snapshot(tx.user_id, applied.balance_after, applied.seq, wallet.currency, now)
+            snapshot = snapshots.Snapshot(tx.user_id, applied.balance_after, applied.seq, applied.currency, now)
         else:
             events = [ev.TransactionFailed(tx.user_id, tx.id, "topup", tx.amount, cmd.admin_notes or "rejected", now)]
         events.append(ev.TopupProcessed(tx.user_id, tx.id, tx.status, now))
-        rows = outbox.stage(events)
-    _after_commit(rows, snapshot)
+        messages = outbox.stage(events)
+    outbox.hand_off(messages, snapshot)
     return Result(tx, events=events)
 
 
 def pay(cmd: MakePayment) -> Result:
     """Debit the wallet if it can afford it; otherwise record a failed payment and say by how much it fell short."""
+    ledger.require_positive(cmd.amount)
 
     def run():
-        with write_transaction() as session:
+        with write_transaction():
             now = utcnow()
-            wallet = wallet_of(cmd.user_id)
-            tx = Transaction(user_id=cmd.user_id, type="payment", status="pending", amount=cmd.amount,
-                             description=cmd.description, reference=cmd.reference, created_at=now)
-            session.add(tx)
-            session.flush()
-            revenue = system_account_id(ledger.PAYMENT_REVENUE, wallet.currency)
+            tx_id = new_id()
             snapshot, insufficient = None, None
             try:
-                applied = post(ledger.payment_entry(tx.id, wallet.id, revenue, cmd.amount), tx.id)[wallet.id]
+                applied = move_wallet(cmd.user_id, -cmd.amount, now)
             except InsufficientFunds as short:
                 insufficient = short.details
-                tx.status, tx.failure_reason, tx.processed_at = "failed", "insufficient_balance", now
+                tx = TransactionRecord(tx_id, cmd.user_id, "payment", "failed", cmd.amount, cmd.description,
+                                       cmd.reference, failure_reason="insufficient_balance", processed_at=now,
+                                       created_at=now)
+                _insert(tx)
                 events = [
                     ev.TransactionFailed(cmd.user_id, tx.id, "payment", cmd.amount, "insufficient_balance", now),
                     ev.BalanceInsufficient(cmd.user_id, tx.id, cmd.amount, short.details["current"], now),
                 ]
             else:
-                tx.status, tx.processed_at, tx.balance_snapshot = "success", now, applied.balance_after
+                tx = TransactionRecord(tx_id, cmd.user_id, "payment", "success", cmd.amount, cmd.description,
+                                       cmd.reference, balance_snapshot=applied.balance_after, processed_at=now,
+                                       created_at=now)
+                _insert(tx)
+                revenue = system_account_id(ledger.PAYMENT_REVENUE, applied.currency)
+                record_entry(ledger.payment_entry(tx.id, applied.account_id, revenue, cmd.amount), applied, tx.id, now)
                 events = [
                     ev.BalanceChanged(cmd.user_id, tx.id, "payment", cmd.amount, applied.balance_after + cmd.amount,
                                       applied.balance_after, applied.seq, now),
                     ev.TransactionCompleted(cmd.user_id, tx.id, "payment", cmd.amount, applied.balance_after, now),
                 ]
-                snapshot = snapshots.Snapshot(cmd.user_id, applied.balance_after, applied.seq, wallet.currency, now)
+                snapshot = snapshots.Snapshot(cmd.user_id, applied.balance_after, applied.seq, applied.currency, now)
             if cmd.idempotency_key:
                 outcome = {"transaction": wire.transaction(tx), "insufficient": insufficient}
                 idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id, outcome)
-            rows = outbox.stage(events)
-        return Result(tx, insufficient=insufficient, events=events), rows, snapshot
+            messages = outbox.stage(events)
+        return Result(tx, insufficient=insufficient, events=events), messages, snapshot
 
     return _keyed(cmd, run)
 

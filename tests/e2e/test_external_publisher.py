@@ -62,6 +62,7 @@ def test_a_valid_message_from_another_service_reaches_every_tab_of_that_user_and
     cluster.api.top_up(henry, cluster.admin, 1)  # published after the relay's copy, so it arrives after it too
     for tab in tabs[henry.id]:
         tab.wait_for_seq(2)
+        tab.wait_for("transaction_completed")  # the change's second event, sent just after its balance_updated
         assert tab.names() == ["balance_initial", "transaction_failed", "balance_updated", "balance_updated",
                                "transaction_completed"], tab.events
         assert tab.of("balance_updated")[0] == change
