@@ -13,6 +13,7 @@ their ``balance_initial``), then waits for ``STOP`` on stdin, disconnects and wr
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -22,6 +23,37 @@ import redis.asyncio as aioredis
 import socketio
 
 NAMESPACE = "/balance"
+
+
+class GcPauses:
+    """Records every garbage collection of this process that took over 2 ms: [start, seconds, generation].
+
+    A load generator that stops for a collection delays what it measures; these times let
+    the report tell such a pause from the server's.
+    """
+
+    def __init__(self):
+        self.pauses: list = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._started = time.monotonic()
+        elif time.monotonic() - self._started > 0.002:
+            self.pauses.append([self._started, time.monotonic() - self._started, info.get("generation")])
+
+
+def quiet_collector() -> None:
+    """Once set up: move everything alive into the permanent generation and collect rarely.
+
+    1,000 socket clients in one process make a full collection take a hundred
+    milliseconds or more, during which no arrival is timed; browser tabs each have
+    their own heap, so the harness should not add that pause to the server's latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
 
 # -- receivers ----------------------------------------------------------------------------------
@@ -41,6 +73,7 @@ class Receiver:
         self.failed: list = []
         self.clients: list[socketio.AsyncClient] = []
         self.greeted = asyncio.Event()
+        self.gc = GcPauses()
 
     def _client(self, sock: int) -> socketio.AsyncClient:
         client = socketio.AsyncClient(reconnection=False, handle_sigint=False)
@@ -91,6 +124,7 @@ class Receiver:
         except asyncio.TimeoutError:
             pass
         connect_seconds = time.monotonic() - t0
+        quiet_collector()
         print(f"READY {len(self.clients)} {len(self.failed)}", flush=True)
         loop = asyncio.get_running_loop()
         while True:
@@ -102,7 +136,8 @@ class Receiver:
         with open(out_path, "w") as f:
             json.dump({"received": self.received, "completed": self.completed, "other": self.other,
                        "initial": self.initial, "failed": self.failed, "connect_seconds": connect_seconds,
-                       "disconnects": [d for d in self.disconnects if d[1] < stopped_at]}, f)
+                       "disconnects": [d for d in self.disconnects if d[1] < stopped_at],
+                       "gc_pauses": self.gc.pauses}, f)
         print("DONE", flush=True)
 
 
@@ -119,6 +154,7 @@ class Driver:
         self.redis_url = spec.get("redis_url")
         self.sent: list = []
         self.published: dict[str, float] = {}  # transactionId -> when its message appeared on balance:updates
+        self.gc = GcPauses()
 
     async def _watch_bus(self, subscribed: asyncio.Event) -> None:
         """Timestamp each change's message on ``balance:updates``: splits the latency into write path and fan-out."""
@@ -163,6 +199,7 @@ class Driver:
             subscribed = asyncio.Event()
             watcher = asyncio.create_task(self._watch_bus(subscribed))
             await asyncio.wait_for(subscribed.wait(), 10)
+        quiet_collector()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             start = time.monotonic() + 0.2
             tasks, lag = [], []
@@ -183,7 +220,7 @@ class Driver:
             json.dump({"sent": self.sent, "published": self.published, "start": start, "finished_sending": finished_sending,
                        "finished": time.monotonic(),
                        "schedule_lag_p99": lag[int(len(lag) * 0.99)] if lag else None,
-                       "schedule_lag_max": lag[-1] if lag else None}, f)
+                       "schedule_lag_max": lag[-1] if lag else None, "gc_pauses": self.gc.pauses}, f)
 
 
 def main(argv: list[str]) -> None:

@@ -105,6 +105,33 @@ def resources(samples: list[dict], since: float, until: float) -> dict:
     return out
 
 
+def server_gc(before: dict[int, dict], after: dict[int, dict]) -> dict | None:
+    """The workers' garbage collections between two ``/metrics`` readings (``gc`` is None on an older server)."""
+    pairs = [(before[pid].get("gc"), m.get("gc")) for pid, m in after.items() if pid in before]
+    pairs = [(b, e) for b, e in pairs if b and e]
+    if not pairs:
+        return None
+    return {
+        "collections": [sum(e["collections"][g] - b["collections"][g] for b, e in pairs) for g in range(3)],
+        "pause_total_ms": round(sum(e["pause_total_ms"] - b["pause_total_ms"] for b, e in pairs), 1),
+        "pauses_over_10ms": sum(e["pauses_over_10ms"] - b["pauses_over_10ms"] for b, e in pairs),
+        "pause_max_ms_since_start": max(e["pause_max_ms"] for _, e in pairs),
+    }
+
+
+def loadgen_gc(outputs: list[dict], since: float, until: float) -> dict:
+    """The load generator's collections over 2 ms during the load window (they delay what it times)."""
+    pauses = [p for out in outputs for p in out.get("gc_pauses", ()) if since <= p[0] <= until]
+    return {"pauses": len(pauses), "max_ms": round(max((p[1] for p in pauses), default=0) * 1000, 1)}
+
+
+def _gc(result: dict) -> str:
+    s, lg = result.get("server_gc"), result.get("loadgen_gc") or {}
+    server = "n/a" if not s else (f"{s['collections'][2]} full of {sum(s['collections'])}, "
+                                  f"{s['pause_total_ms']} ms in all, {s['pauses_over_10ms']} over 10 ms")
+    return f"{server} / {lg.get('pauses', 'n/a')} over 2 ms (max {lg.get('max_ms', 'n/a')} ms)"
+
+
 def _backends(b: dict | None) -> str:
     if not b:
         return "-"
@@ -154,6 +181,7 @@ def markdown(result: dict) -> str:
         f"{_f(r.get('redis', {}).get('cpu_mean'), 0)} |",
         f"| PostgreSQL backends waiting on a lock / running / idle in transaction, mean (max) | "
         f"{_backends(result.get('db_backends'))} |",
+        f"| garbage collection during the load: server workers / load generator | {_gc(result)} |",
         f"| whole machine CPU mean during the run / before it (% of one core; {result['machine']['cpus']} cores) | "
         f"{_f(r.get('box_cpu_mean'), 0)} / {_f(result.get('background_cpu'), 0)} |",
     ]

@@ -239,6 +239,8 @@ class Run:
             "background_cpu": background,
             "db_backends": db_backends,
             "worker_metrics_end": list(end_metrics.values()),
+            "server_gc": report.server_gc(per_worker, end_metrics),
+            "loadgen_gc": report.loadgen_gc([*received, drive], drive["start"], drive["start"] + window),
             "setup_seconds": round(time.time() - t_start, 1),
             "profiles": self.profile_summaries(gunicorn_pids) if a.profile else None,
         }

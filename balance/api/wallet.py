@@ -77,9 +77,10 @@ def pending_topups():
 def process_topup(transaction_id):
     """Approve (``success``) or reject (``failed``) a pending top-up, once."""
     data = load(ProcessSchema(), json_object())
-    result = wallet.process_topup(wallet.ProcessTopup(transaction_id, current_user.id, data["status"] == "success",
+    admin = wire.user(current_user)  # read before the commit expires it (else one more query to read it back)
+    result = wallet.process_topup(wallet.ProcessTopup(transaction_id, admin["id"], data["status"] == "success",
                                                       data.get("admin_notes")))
-    return dict(wire.transaction(result.transaction), processed_by=wire.user(current_user))
+    return dict(wire.transaction(result.transaction), processed_by=admin)
 
 
 @bp.post("/transactions/payment")

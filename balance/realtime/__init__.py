@@ -13,6 +13,7 @@ import os
 
 import redis
 
+from .. import runtime
 from ..extensions import socketio
 from . import bus, metrics, sockets
 from .cache import LocalBalanceCache, RedisBalanceCache
@@ -76,7 +77,8 @@ def init_app(app) -> None:
 
 
 def start_background_services(app) -> None:
-    """Start this worker's Redis listener (if any) and its outbox relay."""
+    """Start this worker's Redis listener (if any) and its outbox relay; settle the heap of a serving process."""
+    runtime.settle_heap()
     gateway = app.extensions["balance.gateway"]
     publisher = app.extensions["balance.publisher"]
     cache = app.extensions["balance.cache"]

@@ -1,9 +1,11 @@
-"""``GET /metrics``: this worker's counters (cache hits and misses, sockets, deliveries, outbox)."""
+"""``GET /metrics``: this worker's counters (cache hits and misses, sockets, deliveries, outbox, GC pauses)."""
 from __future__ import annotations
 
 import os
 
 from flask import Blueprint, current_app
+
+from ..runtime import gc_stats
 
 bp = Blueprint("metrics", __name__)
 
@@ -19,4 +21,5 @@ def metrics():
         "gateway": dict(gateway.stats),
         "cache": ext["balance.cache"].stats.as_dict(),
         "outbox": dict(ext["balance.publisher"].stats),
+        "gc": gc_stats(),
     }
