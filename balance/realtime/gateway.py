@@ -136,11 +136,18 @@ class Gateway:
             self.stats["duplicates_dropped"] += 1
             return
         if message.audience == "admins":
-            admins = list(self.admins)
-            if admins:
-                for name, data in message.events:
-                    self.emit_to(admins, name, data)
+            self._to_admins(message.events)
             return
+        self._to_user(message)
+        self._to_admins(message.admin_events)
+
+    def _to_admins(self, events) -> None:
+        admins = list(self.admins)
+        if admins:
+            for name, data in events:
+                self.emit_to(admins, name, data)
+
+    def _to_user(self, message: Message) -> None:
         in_step, held = [], []
         try:
             for sid in list(self.by_user.get(message.user_id, ())):

@@ -4,7 +4,12 @@
      "audience": "user",       # "user": to that user's sockets; "admins": to every admin socket
      "user_id": 7,             # required for "user"
      "seq": 12,                # the wallet's seq after the change, or null when the balance did not move
-     "events": [{"event": "balance_updated", "data": {...}}, {"event": "transaction_completed", "data": {...}}]}
+     "events": [{"event": "balance_updated", "data": {...}}, {"event": "transaction_completed", "data": {...}}],
+     "admin_events": [{"event": "topup_processed", "data": {...}}]}   # optional, "user" messages only
+
+A change that concerns a user and the admins (an approval) is one message: the
+admins' events ride along in ``admin_events``. A change only the admins see (a new
+top-up request) is an ``admins`` message.
 
 Anything else on the channel is logged and dropped.
 """
@@ -32,6 +37,7 @@ class Message:
     user_id: int | None
     seq: int | None
     events: tuple[tuple[str, dict], ...]
+    admin_events: tuple[tuple[str, dict], ...] = ()
 
 
 def _int(value, name: str, *, optional: bool) -> int | None:
@@ -62,12 +68,23 @@ def parse(raw: str | bytes | dict) -> Message:
     events = raw.get("events")
     if not isinstance(events, list) or not events:
         raise InvalidMessage("events must be a non-empty list")
+    parsed = _events(events, allowed)
+    for name, data in parsed:
+        if name == "balance_updated" and (seq is None or data.get("seq") != seq):
+            raise InvalidMessage("balance_updated needs the message's seq, also in its data")
+    for_admins = raw.get("admin_events")
+    if for_admins is None:
+        for_admins = []
+    if not isinstance(for_admins, list) or (for_admins and audience != "user"):
+        raise InvalidMessage("admin_events must be a list, and only in a 'user' message")
+    return Message(_int(raw.get("id"), "id", optional=True), audience, user_id, seq, parsed,
+                   _events(for_admins, ADMIN_EVENTS))
+
+
+def _events(items: list, allowed: frozenset) -> tuple[tuple[str, dict], ...]:
     parsed = []
-    for item in events:
+    for item in items:
         if not isinstance(item, dict) or item.get("event") not in allowed or not isinstance(item.get("data"), dict):
             raise InvalidMessage(f"each event needs an 'event' among {sorted(allowed)} and a 'data' object")
-        if item["event"] == "balance_updated":
-            if seq is None or item["data"].get("seq") != seq:
-                raise InvalidMessage("balance_updated needs the message's seq, also in its data")
         parsed.append((item["event"], item["data"]))
-    return Message(_int(raw.get("id"), "id", optional=True), audience, user_id, seq, tuple(parsed))
+    return tuple(parsed)

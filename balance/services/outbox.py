@@ -1,8 +1,7 @@
 """The transactional outbox: a change's events are stored in the change's own transaction.
 
-``stage`` writes one row per audience (the user's events of this change, or the
-admins') with one Core ``INSERT ... RETURNING`` and returns their messages, built from
-the events it wrote and the ids the insert returned; after commit ``hand_off`` gives those messages to the app's publisher, which
+``stage`` writes one row per change (one Core ``INSERT ... RETURNING``) and returns its
+message, built from the events it wrote and the id the insert returned; after commit ``hand_off`` gives those messages to the app's publisher, which
 publishes at once. Rows it could not publish stay unpublished for the relay.
 
 The messages are built before commit on purpose: reading the (expired) rows back
@@ -25,44 +24,54 @@ from ..models import OutboxEvent, utcnow
 from . import snapshots
 
 ADMIN_EVENTS = (ev.TopupRequested, ev.TopupProcessed)
-_INSERT = insert(OutboxEvent.__table__).returning(OutboxEvent.__table__.c.id, sort_by_parameter_order=True)
+_INSERT = insert(OutboxEvent.__table__).returning(OutboxEvent.__table__.c.id)
 
 
 def stage(events: list) -> list[dict]:
-    """Add this change's events as outbox rows (inside the write transaction); return their messages."""
-    groups = []
-    by_user = [e for e in events if not isinstance(e, ADMIN_EVENTS)]
-    for_admins = [e for e in events if isinstance(e, ADMIN_EVENTS)]
-    if by_user:
-        seq = next((e.seq for e in by_user if isinstance(e, ev.BalanceChanged)), None)
-        groups.append(("user", by_user[0].user_id, seq, _body(by_user)))
-    if for_admins:
-        groups.append(("admins", None, None, _body(for_admins)))
-    if not groups:
+    """Add this change's events as its outbox row (inside the write transaction); return its message.
+
+    One row, so one message on the bus, per change: the user's events, with the
+    admins' events of the same change alongside (``admin_events``); a change only the
+    admins see is an ``admins`` row.
+    """
+    by_user = _body([e for e in events if not isinstance(e, ADMIN_EVENTS)])
+    for_admins = _body([e for e in events if isinstance(e, ADMIN_EVENTS)])
+    if not by_user and not for_admins:
         return []
-    now = utcnow()
-    ids = db.session.connection().execute(_INSERT, [
-        {"audience": audience, "user_id": user_id, "seq": seq, "payload": json.dumps(body), "created_at": now,
-         "published_at": None}
-        for audience, user_id, seq, body in groups
-    ]).scalars().all()
-    return [{"id": row_id, "audience": audience, "user_id": user_id, "seq": seq, "events": body}
-            for row_id, (audience, user_id, seq, body) in zip(ids, groups)]
+    if by_user:
+        user_id = next(e.user_id for e in events if not isinstance(e, ADMIN_EVENTS))
+        seq = next((e.seq for e in events if isinstance(e, ev.BalanceChanged)), None)
+        audience, payload = "user", {"events": by_user, "admin_events": for_admins}
+    else:
+        audience, user_id, seq, payload = "admins", None, None, {"events": for_admins, "admin_events": []}
+    row_id = db.session.connection().execute(_INSERT, {
+        "audience": audience, "user_id": user_id, "seq": seq, "payload": json.dumps(payload),
+        "created_at": utcnow(), "published_at": None,
+    }).scalar_one()
+    return [_message(row_id, audience, user_id, seq, payload)]
 
 
 def _body(events: list) -> list[dict]:
     return [{"event": name, "data": data} for name, data in map(wire.event, events)]
 
 
+def _message(row_id: int, audience: str, user_id: int | None, seq: int | None, payload: dict) -> dict:
+    message = {"id": row_id, "audience": audience, "user_id": user_id, "seq": seq, "events": payload["events"]}
+    if payload.get("admin_events"):
+        message["admin_events"] = payload["admin_events"]
+    return message
+
+
 def message(row: OutboxEvent) -> dict:
-    """The documented ``balance:updates`` message for an outbox row."""
-    return {
-        "id": row.id,
-        "audience": row.audience,
-        "user_id": row.user_id,
-        "seq": row.seq,
-        "events": json.loads(row.payload),
-    }
+    """The documented ``balance:updates`` message for an outbox row.
+
+    Rows written before a change's admins' events shared its row hold a bare list of
+    events; they are still read.
+    """
+    payload = json.loads(row.payload)
+    if isinstance(payload, list):
+        payload = {"events": payload}
+    return _message(row.id, row.audience, row.user_id, row.seq, payload)
 
 
 def hand_off(messages: list[dict], snapshot=None) -> None:

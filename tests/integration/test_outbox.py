@@ -1,0 +1,93 @@
+"""The outbox: each committed change is one row, so one message on ``balance:updates`` (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from balance.extensions import db
+from balance.models import OutboxEvent, utcnow
+from balance.realtime.messages import parse
+from balance.services import outbox
+from tests.support.wallets import approve, fund, new_admin, new_user, pay, request_topup
+
+
+@pytest.fixture
+def sent(ctx):
+    """What the services hand to the bus after commit (still delivered: the bus is wrapped, not replaced)."""
+    bus = ctx.extensions["balance.publisher"].bus
+    seen, send = [], bus.send
+
+    def recording(messages, snapshot=None):
+        seen.extend(messages)
+        return send(messages, snapshot)
+
+    bus.send = recording
+    yield seen
+    bus.send = send
+
+
+def rows() -> list[OutboxEvent]:
+    db.session.rollback()
+    return db.session.execute(select(OutboxEvent).order_by(OutboxEvent.id)).scalars().all()
+
+
+def names(events: list[dict]) -> list[str]:
+    return [e["event"] for e in events]
+
+
+def test_an_approval_is_one_message_for_the_user_with_the_admins_events_alongside(sent):
+    user, admin = new_user(), new_admin()
+    tx_id = request_topup(user, 5000)
+    sent.clear()
+
+    approve(tx_id, admin)
+
+    [message] = sent
+    assert (message["audience"], message["user_id"], message["seq"]) == ("user", user, 1)
+    assert names(message["events"]) == ["balance_updated", "transaction_completed"]
+    assert names(message["admin_events"]) == ["topup_processed"]
+    assert message["admin_events"][0]["data"]["transactionId"] == tx_id
+    row = rows()[-1]
+    assert outbox.message(row) == message, "the relay republishes exactly what was published"
+    parsed = parse(json.dumps(message))
+    assert [name for name, _ in parsed.admin_events] == ["topup_processed"]
+
+
+def test_a_top_up_request_is_one_message_for_the_admins_only(sent):
+    user = new_user()
+
+    tx_id = request_topup(user, 700)
+
+    [message] = sent
+    assert (message["audience"], message["user_id"], message["seq"]) == ("admins", None, None)
+    assert names(message["events"]) == ["topup_requested"] and "admin_events" not in message
+    assert message["events"][0]["data"]["transactionId"] == tx_id
+    assert [r.audience for r in rows()] == ["admins"]
+
+
+def test_a_refused_payment_is_one_message_without_a_seq(sent):
+    user, admin = new_user(), new_admin()
+    fund(user, admin, 100)
+    sent.clear()
+
+    pay(user, 500)
+
+    [message] = sent
+    assert (message["audience"], message["seq"]) == ("user", None)
+    assert names(message["events"]) == ["transaction_failed", "balance_insufficient"]
+    assert len(rows()) == 3, "request, approval, refusal: one row each"
+
+
+def test_a_row_written_as_a_bare_list_of_events_is_still_read_by_the_relay(ctx):
+    user = new_user()
+    events = [{"event": "transaction_failed", "data": {"transactionId": "t", "reason": "x"}}]
+    db.session.add(OutboxEvent(audience="user", user_id=user, seq=None, payload=json.dumps(events),
+                               created_at=utcnow()))
+    db.session.commit()
+
+    message = outbox.message(rows()[-1])
+
+    assert message["events"] == events and "admin_events" not in message
+    assert parse(message).events == (("transaction_failed", events[0]["data"]),)
