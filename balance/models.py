@@ -14,12 +14,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+PENDING_TOPUP = "type = 'topup' AND status = 'pending'"
 
 
 def utcnow() -> datetime:
@@ -149,7 +150,9 @@ class Transaction(db.Model):
         CheckConstraint("status IN ('pending', 'success', 'failed')", name="status_known"),
         CheckConstraint("status = 'pending' OR processed_at IS NOT NULL", name="processed_has_time"),
         Index("ix_transactions_user_order", "user_id", "created_at", "id"),
-        Index("ix_transactions_status_type", "status", "type"),
+        # the admins' queue (pending top-ups, oldest first): only pending rows, so as small as the queue
+        Index("ix_transactions_pending_topups", "created_at", "id",
+              postgresql_where=text(PENDING_TOPUP), sqlite_where=text(PENDING_TOPUP)),
     )
 
 
