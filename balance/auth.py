@@ -13,7 +13,8 @@ from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_
 from sqlalchemy import bindparam, select
 
 from .domain.errors import AuthenticationFailed, Forbidden
-from .extensions import db, jwt
+from .database import together
+from .extensions import jwt
 from .models import User
 
 _users = User.__table__
@@ -50,8 +51,8 @@ def _load_user(_header, payload) -> Caller | None:
         user_id = int(payload["sub"])
     except (KeyError, ValueError, TypeError):
         return None
-    row = db.session.connection().execute(_CALLER, {"uid": user_id}).one_or_none()
-    return None if row is None else Caller(row.id, row.email, row.name, row.role)
+    [rows] = together((_CALLER, {"uid": user_id}))  # on PostgreSQL the transaction's BEGIN rides along
+    return Caller(*rows[0]) if rows else None
 
 
 def issue_token(user) -> str:

@@ -55,8 +55,11 @@ def find(user_id: int, key: str, print_: str) -> Replay | None:
     return Replay(row.transaction_id, json.loads(row.outcome))
 
 
-def record(user_id: int, key: str, print_: str, transaction_id: str, outcome: dict) -> None:
-    """Store the outcome in the caller's transaction (a twin request with this key fails here, on the unique key)."""
-    db.session.connection().execute(_INSERT, {"user_id": user_id, "key": key, "fingerprint": print_,
-                                              "transaction_id": transaction_id, "outcome": json.dumps(outcome),
-                                              "created_at": utcnow()})
+def record_step(user_id: int, key: str, print_: str, transaction_id: str, outcome: dict):
+    """The statement storing the outcome, for the caller's transaction (``database.together``).
+
+    A twin request with this key fails there, on the unique key, and then finds this
+    outcome once the first one commits.
+    """
+    return (_INSERT, {"user_id": user_id, "key": key, "fingerprint": print_, "transaction_id": transaction_id,
+                      "outcome": json.dumps(outcome), "created_at": utcnow()})

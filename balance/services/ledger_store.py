@@ -35,8 +35,9 @@ _MOVE_WALLET = (
 )
 _WALLET_BALANCE = select(_accounts.c.balance).where(_accounts.c.user_id == bindparam("owner"),
                                                    _accounts.c.kind == "wallet")
-_INSERT_ENTRY = insert(_entries).returning(_entries.c.id)
-_INSERT_POSTING = insert(_postings)
+_INSERT_ENTRY = insert(_entries)
+_INSERT_LEG = insert(_postings).values(
+    entry_id=select(_entries.c.id).where(_entries.c.reference == bindparam("entry_reference")).scalar_subquery())
 
 
 @dataclass(frozen=True)
@@ -98,24 +99,26 @@ def move_wallet(user_id: int, delta: int, now) -> Applied:
                             details={"required": -delta, "current": current, "shortfall": -delta - current})
 
 
-def record_entry(plan: EntryPlan, wallet: Applied, transaction_id: str | None, now) -> None:
-    """Write a balanced entry whose wallet leg ``wallet`` has already been applied by ``move_wallet``.
+def entry_steps(plan: EntryPlan, wallet: Applied, transaction_id: str | None, now) -> list:
+    """The statements that write a balanced entry whose wallet leg ``wallet`` was applied by ``move_wallet``.
 
+    For ``database.together``: the entry, then one posting per leg, which finds its
+    entry by the entry's unique reference (so no statement waits for another's id).
     The wallet's posting carries the balance and seq it produced (the ledger is the
     history the gateway replays); house postings carry neither.
     """
     legs = [leg for leg in plan.legs if not leg.house]
     if len(legs) != 1 or legs[0].account_id != wallet.account_id or legs[0].amount != wallet.amount:
         raise ValueError(f"{plan.reference}: its one wallet leg must be the change just applied")
-    conn = db.session.connection()
-    entry_id = conn.execute(_INSERT_ENTRY, {"reference": plan.reference, "kind": plan.kind,
-                                            "transaction_id": transaction_id, "created_at": now}).scalar_one()
-    conn.execute(_INSERT_POSTING, [
-        {"entry_id": entry_id, "account_id": leg.account_id, "amount": leg.amount, "created_at": now,
-         "balance_after": None if leg.house else wallet.balance_after,
-         "account_seq": None if leg.house else wallet.seq}
-        for leg in plan.legs
-    ])
+    steps = [(_INSERT_ENTRY, {"reference": plan.reference, "kind": plan.kind, "transaction_id": transaction_id,
+                              "created_at": now})]
+    for leg in plan.legs:
+        steps.append((_INSERT_LEG, {
+            "entry_reference": plan.reference, "account_id": leg.account_id, "amount": leg.amount,
+            "balance_after": None if leg.house else wallet.balance_after,
+            "account_seq": None if leg.house else wallet.seq, "created_at": now,
+        }))
+    return steps
 
 
 @dataclass(frozen=True)

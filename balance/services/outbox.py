@@ -1,7 +1,8 @@
 """The transactional outbox: a change's events are stored in the change's own transaction.
 
-``stage`` writes one row per change (one Core ``INSERT ... RETURNING``) and returns its
-message, built from the events it wrote and the id the insert returned; after commit ``hand_off`` gives those messages to the app's publisher, which
+``stage`` makes one row per change (an ``INSERT ... RETURNING id`` the service runs with
+its other writes) and its message, built from the events and the id the insert
+returned; after commit ``hand_off`` gives those messages to the app's publisher, which
 publishes at once. Rows it could not publish stay unpublished for the relay.
 
 The messages are built before commit on purpose: reading the (expired) rows back
@@ -13,13 +14,13 @@ pool is held by a request waiting for another, and they all time out together.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import insert
 
 from .. import wire
 from ..domain import events as ev
-from ..extensions import db
 from ..models import OutboxEvent, utcnow
 from . import snapshots
 
@@ -27,28 +28,40 @@ ADMIN_EVENTS = (ev.TopupRequested, ev.TopupProcessed)
 _INSERT = insert(OutboxEvent.__table__).returning(OutboxEvent.__table__.c.id)
 
 
-def stage(events: list) -> list[dict]:
-    """Add this change's events as its outbox row (inside the write transaction); return its message.
+@dataclass(frozen=True)
+class Staged:
+    """A change's outbox row, ready to be written: ``step`` for ``database.together``, then ``messages``."""
 
-    One row, so one message on the bus, per change: the user's events, with the
-    admins' events of the same change alongside (``admin_events``); a change only the
-    admins see is an ``admins`` row.
+    step: tuple
+    audience: str
+    user_id: int | None
+    seq: int | None
+    payload: dict
+
+    def messages(self, rows: list[tuple]) -> list[dict]:
+        """The message to publish after commit, given the rows the insert returned (its id)."""
+        return [_message(rows[0][0], self.audience, self.user_id, self.seq, self.payload)]
+
+
+def stage(events: list) -> Staged:
+    """This change's events as its one outbox row (so one message on the bus per change).
+
+    The user's events, with the admins' events of the same change alongside
+    (``admin_events``); a change only the admins see is an ``admins`` row.
     """
     by_user = _body([e for e in events if not isinstance(e, ADMIN_EVENTS)])
     for_admins = _body([e for e in events if isinstance(e, ADMIN_EVENTS)])
     if not by_user and not for_admins:
-        return []
+        raise ValueError("a change with no events")
     if by_user:
         user_id = next(e.user_id for e in events if not isinstance(e, ADMIN_EVENTS))
         seq = next((e.seq for e in events if isinstance(e, ev.BalanceChanged)), None)
         audience, payload = "user", {"events": by_user, "admin_events": for_admins}
     else:
         audience, user_id, seq, payload = "admins", None, None, {"events": for_admins, "admin_events": []}
-    row_id = db.session.connection().execute(_INSERT, {
-        "audience": audience, "user_id": user_id, "seq": seq, "payload": json.dumps(payload),
-        "created_at": utcnow(), "published_at": None,
-    }).scalar_one()
-    return [_message(row_id, audience, user_id, seq, payload)]
+    step = (_INSERT, {"audience": audience, "user_id": user_id, "seq": seq, "payload": json.dumps(payload),
+                      "created_at": utcnow(), "published_at": None})
+    return Staged(step, audience, user_id, seq, payload)
 
 
 def _body(events: list) -> list[dict]:

@@ -19,14 +19,14 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import wire
-from ..database import write_transaction
+from ..database import together, write_transaction
 from ..domain import events as ev
 from ..domain import ledger
 from ..domain.errors import AlreadyProcessed, InsufficientFunds, NotFound
 from ..extensions import db
 from ..models import Transaction, User, new_id, utcnow
 from . import idempotency, outbox, snapshots
-from .ledger_store import move_wallet, record_entry, system_account_id
+from .ledger_store import entry_steps, move_wallet, system_account_id
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ def _record(row) -> TransactionRecord:
     return TransactionRecord(**row._mapping)
 
 
-def _insert(tx: TransactionRecord) -> None:
-    db.session.connection().execute(_INSERT_TRANSACTION, asdict(tx))
+def _write(*steps, note: outbox.Staged) -> list[dict]:
+    """Run a change's remaining writes together (one round trip on PostgreSQL); return its outbox message."""
+    results = together(*steps, note.step)
+    return note.messages(results[-1])
 
 
 @dataclass(frozen=True)
@@ -164,12 +166,12 @@ def request_topup(cmd: RequestTopup) -> Result:
             now = utcnow()
             tx = TransactionRecord(new_id(), cmd.user_id, "topup", "pending", cmd.amount, cmd.description,
                                    created_at=now)
-            _insert(tx)
+            steps = [(_INSERT_TRANSACTION, asdict(tx))]
             if cmd.idempotency_key:
-                idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
-                                   {"transaction": wire.transaction(tx)})
+                steps.append(idempotency.record_step(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
+                                                     {"transaction": wire.transaction(tx)}))
             events = [ev.TopupRequested(cmd.user_id, email, tx.id, cmd.amount, cmd.description, now)]
-            messages = outbox.stage(events)
+            messages = _write(*steps, note=outbox.stage(events))
         return Result(tx, events=events), messages, None
 
     return _keyed(cmd, run)
@@ -191,12 +193,13 @@ def process_topup(cmd: ProcessTopup) -> Result:
                 raise NotFound("no such top-up")
             raise AlreadyProcessed(f"this top-up was already processed ({tx.status})", details={"status": tx.status})
         tx = _record(claimed)
-        snapshot = None
+        snapshot, steps = None, []
         if cmd.approve:
             applied = move_wallet(tx.user_id, tx.amount, now)
             funding = system_account_id(ledger.TOPUP_FUNDING, applied.currency)
-            record_entry(ledger.topup_entry(tx.id, applied.account_id, funding, tx.amount), applied, tx.id, now)
-            session.connection().execute(_SET_SNAPSHOT, {"tid": tx.id, "snapshot": applied.balance_after})
+            steps = [*entry_steps(ledger.topup_entry(tx.id, applied.account_id, funding, tx.amount), applied, tx.id,
+                                  now),
+                     (_SET_SNAPSHOT, {"tid": tx.id, "snapshot": applied.balance_after})]
             tx = replace(tx, balance_snapshot=applied.balance_after)
             events = [
                 ev.BalanceChanged(tx.user_id, tx.id, "topup", tx.amount, applied.balance_after - tx.amount,
@@ -207,7 +210,7 @@ def process_topup(cmd: ProcessTopup) -> Result:
         else:
             events = [ev.TransactionFailed(tx.user_id, tx.id, "topup", tx.amount, cmd.admin_notes or "rejected", now)]
         events.append(ev.TopupProcessed(tx.user_id, tx.id, tx.status, now))
-        messages = outbox.stage(events)
+        messages = _write(*steps, note=outbox.stage(events))
     outbox.hand_off(messages, snapshot)
     return Result(tx, events=events)
 
@@ -228,7 +231,7 @@ def pay(cmd: MakePayment) -> Result:
                 tx = TransactionRecord(tx_id, cmd.user_id, "payment", "failed", cmd.amount, cmd.description,
                                        cmd.reference, failure_reason="insufficient_balance", processed_at=now,
                                        created_at=now)
-                _insert(tx)
+                steps = [(_INSERT_TRANSACTION, asdict(tx))]
                 events = [
                     ev.TransactionFailed(cmd.user_id, tx.id, "payment", cmd.amount, "insufficient_balance", now),
                     ev.BalanceInsufficient(cmd.user_id, tx.id, cmd.amount, short.details["current"], now),
@@ -237,9 +240,10 @@ def pay(cmd: MakePayment) -> Result:
                 tx = TransactionRecord(tx_id, cmd.user_id, "payment", "success", cmd.amount, cmd.description,
                                        cmd.reference, balance_snapshot=applied.balance_after, processed_at=now,
                                        created_at=now)
-                _insert(tx)
                 revenue = system_account_id(ledger.PAYMENT_REVENUE, applied.currency)
-                record_entry(ledger.payment_entry(tx.id, applied.account_id, revenue, cmd.amount), applied, tx.id, now)
+                steps = [(_INSERT_TRANSACTION, asdict(tx)),
+                         *entry_steps(ledger.payment_entry(tx.id, applied.account_id, revenue, cmd.amount), applied,
+                                      tx.id, now)]
                 events = [
                     ev.BalanceChanged(cmd.user_id, tx.id, "payment", cmd.amount, applied.balance_after + cmd.amount,
                                       applied.balance_after, applied.seq, now),
@@ -248,8 +252,8 @@ def pay(cmd: MakePayment) -> Result:
                 snapshot = snapshots.Snapshot(cmd.user_id, applied.balance_after, applied.seq, applied.currency, now)
             if cmd.idempotency_key:
                 outcome = {"transaction": wire.transaction(tx), "insufficient": insufficient}
-                idempotency.record(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id, outcome)
-            messages = outbox.stage(events)
+                steps.append(idempotency.record_step(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id, outcome))
+            messages = _write(*steps, note=outbox.stage(events))
         return Result(tx, insufficient=insufficient, events=events), messages, snapshot
 
     return _keyed(cmd, run)

@@ -1,0 +1,39 @@
+"""``database.together``: independent statements of one transaction in one round trip (SQLite and PostgreSQL)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from balance.database import together, write_transaction
+from balance.extensions import db
+from balance.models import User, utcnow
+
+_users = User.__table__
+ADD = insert(_users).returning(_users.c.id)
+EMAILS = select(_users.c.email).where(_users.c.email.like(bindparam("pattern"))).order_by(_users.c.email)
+
+
+def person(email: str) -> dict:
+    return {"email": email, "name": None, "password_hash": "x", "role": "user", "created_at": utcnow()}
+
+
+def test_steps_run_in_order_in_the_transaction_and_each_gives_back_its_rows(ctx):
+    with write_transaction():
+        added, listed = together((ADD, person("t1@example.com")), (EMAILS, {"pattern": "t1@%"}))
+        _, again = together((ADD, person("t2@example.com")), (EMAILS, {"pattern": "t%@example.com"}))
+    assert len(added) == 1 and isinstance(added[0][0], int)
+    assert listed == [("t1@example.com",)], "a later step sees what an earlier one wrote"
+    assert again == [("t1@example.com",), ("t2@example.com",)]
+    db.session.rollback()
+    assert db.session.execute(EMAILS, {"pattern": "t%@example.com"}).scalars().all() == ["t1@example.com",
+                                                                                       "t2@example.com"]
+
+
+def test_a_unique_key_violation_raises_sqlalchemys_integrity_error_and_nothing_of_the_batch_stays(ctx):
+    with write_transaction():
+        together((ADD, person("dup@example.com")))
+    with pytest.raises(IntegrityError):
+        with write_transaction():
+            together((ADD, person("before@example.com")), (ADD, person("dup@example.com")))
+    assert db.session.execute(EMAILS, {"pattern": "%@example.com"}).scalars().all() == ["dup@example.com"]
