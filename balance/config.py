@@ -60,6 +60,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "OUTBOX_RELAY_GRACE": float(environ.get("OUTBOX_RELAY_GRACE", "2.0")),
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
         "BALANCE_CACHE_TTL": int(environ.get("BALANCE_CACHE_TTL", "3600")),
+        "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
     }
 
 

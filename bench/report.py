@@ -153,7 +153,8 @@ def markdown(result: dict) -> str:
     mib = 1024 * 1024
     lines = [
         f"**{a['users']} users x {a['sockets_per_user']} sockets = {result['sockets_connected']} sockets, "
-        f"{a['rate']} changes/s for {a['duration']} s, {a['workers']} workers ({result['worker_class']})**",
+        f"{a['rate']} changes/s for {a['duration']} s, {a['workers']} workers ({result['worker_class']}), "
+        f"{result.get('receiver', 'python')} socket.io clients**",
         "",
         "| metric | value |",
         "|---|---|",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import platform
 import secrets
 import subprocess
@@ -44,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
     p.add_argument("--payment-share", type=float, default=0.5, help="share of changes that are payments")
     p.add_argument("--client-procs", type=int, default=1, help="socket receiver processes")
+    p.add_argument("--receiver", choices=("node", "python"), default="node",
+                   help="socket client: the npm socket.io-client in Node (default) or python-socketio's AsyncClient")
     p.add_argument("--worker-class", help="override the Procfile's --worker-class (e.g. "
                    "geventwebsocket.gunicorn.workers.GeventWebSocketWorker)")
     p.add_argument("--server-venv", help="virtualenv whose gunicorn serves (default: the repo's .venv)")
@@ -110,7 +113,11 @@ class Run:
         out_path = os.path.join(self.dir, f"{tag}.out.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        proc = subprocess.Popen([PY, os.path.join(HERE, "loadgen.py"), mode, spec_path, out_path],
+        if mode == "receive" and self.args.receiver == "node":
+            argv = [shutil.which("node") or "node", os.path.join(HERE, "receiver.mjs"), spec_path, out_path]
+        else:
+            argv = [PY, os.path.join(HERE, "loadgen.py"), mode, spec_path, out_path]
+        proc = subprocess.Popen(argv, cwd=ROOT,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=self._nice,
                                 stderr=open(os.path.join(self.dir, f"{tag}.stderr.log"), "w"))
         return proc, out_path
@@ -220,6 +227,7 @@ class Run:
             "command": " ".join([os.path.relpath(PY, ROOT), "bench/run.py", *sys.argv[1:]]),
             "gunicorn": gunicorn.cmd,
             "worker_class": a.worker_class or "gevent",
+            "receiver": a.receiver,
             "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
                         "platform": platform.platform(), "python": platform.python_version(),
                         "cpu_model": _cpu_model()},

@@ -17,6 +17,7 @@ from .. import runtime
 from ..extensions import socketio
 from . import bus, metrics, sockets
 from .cache import LocalBalanceCache, RedisBalanceCache
+from .compression import DeclineCompression
 from .gateway import Gateway
 
 log = logging.getLogger("BalanceGateway")
@@ -59,6 +60,8 @@ def init_app(app) -> None:
         logger=False,
         engineio_logger=False,
     )
+    if not app.config.get("WEBSOCKET_COMPRESSION", False):
+        app.wsgi_app = DeclineCompression(app.wsgi_app)
     gateway = Gateway(socketio, app.config["CATCHUP_WINDOW"])
     publish_now = app.config.get("OUTBOX_PUBLISH_AFTER_COMMIT", True)
     if redis_url:
