@@ -151,6 +151,7 @@ class Driver:
         self.rate = spec["rate"]
         self.plan = spec["plan"]  # [{"kind": "approve"|"pay", "user_id", "token", "topup_id"?}]
         self.admin_token = spec["admin_token"]
+        self.spec = spec
         self.redis_url = spec.get("redis_url")
         self.sent: list = []
         self.published: dict[str, float] = {}  # transactionId -> when its message appeared on balance:updates
@@ -191,6 +192,38 @@ class Driver:
             self.sent.append([i, item["kind"], item["user_id"], item.get("topup_id"), 0, t0, time.monotonic(),
                               repr(exc)])
 
+    async def _warm_up(self, http: aiohttp.ClientSession) -> None:
+        """Changes at the run's rate (approvals and payments in turn) for a user no socket listens to, not recorded.
+
+        A server's first requests open its database connections, prepare statements
+        and fill caches; a long-running server has done that already. This also leaves
+        the driver's own HTTP connections open for the measured requests.
+        """
+        warm = self.spec.get("warmup") or {}
+        topups = list(warm.get("topups") or ())
+        count = int(self.rate * warm.get("seconds", 0))
+        if not count or not warm.get("token"):
+            return
+
+        async def one(i: int) -> None:
+            if i % 2 and topups:
+                method, path, token = "PATCH", f"/transactions/topup/{topups.pop()}/process", self.admin_token
+                body = {"status": "success", "admin_notes": "warm-up"}
+            else:
+                method, path, token = "POST", "/transactions/payment", warm["token"]
+                body = {"amount": 1, "description": "warm-up"}
+            async with http.request(method, self.url + path, json=body,
+                                    headers={"Authorization": f"Bearer {token}"}) as resp:
+                await resp.read()
+
+        start, tasks = time.monotonic(), []
+        for i in range(count):
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def run(self, out_path: str) -> None:
         connector = aiohttp.TCPConnector(limit=200, force_close=False)
         timeout = aiohttp.ClientTimeout(total=30)
@@ -201,6 +234,7 @@ class Driver:
             await asyncio.wait_for(subscribed.wait(), 10)
         quiet_collector()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            await self._warm_up(http)
             start = time.monotonic() + 0.2
             tasks, lag = [], []
             for i, item in enumerate(self.plan):

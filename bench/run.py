@@ -54,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="PostgreSQL database to use (migrated, not emptied); default: a throwaway server")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="default: a throwaway server")
     p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late events after the last answer")
+    p.add_argument("--warmup", type=float, default=2.0,
+                   help="seconds of payments at --rate by a user with no sockets before the measured load (not counted)")
     p.add_argument("--label", default="", help="added to the result file names")
     p.add_argument("--profile", action="store_true", help="py-spy record every worker during the load (needs py-spy)")
     p.add_argument("--nice", type=int, default=0, help="run every process the bench starts at this niceness "
@@ -163,7 +165,8 @@ class Run:
         uri, redis_url = self.services()
         secret = secrets.token_urlsafe(32)
         self.log(f"seeding {a.users} users and their pending top-ups")
-        stage = seed.prepare(uri, secret, a.users, seed.topups_needed(a.users, a.rate, a.duration, a.payment_share))
+        stage = seed.prepare(uri, secret, a.users, seed.topups_needed(a.users, a.rate, a.duration, a.payment_share),
+                             warmup_topups=int(a.rate * a.warmup / 2) + 1)
         plan = seed.plan(stage, a.rate, a.duration, a.payment_share)
 
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -192,7 +195,10 @@ class Run:
         self.log(f"{connected} sockets connected ({failed} failed), per worker: {sockets_per_worker}")
 
         driver, driver_out = self._spawn("drive", {"url": gunicorn.url, "rate": a.rate, "plan": plan,
-                                                   "admin_token": stage.admin_token, "redis_url": redis_url}, "driver")
+                                                   "admin_token": stage.admin_token, "redis_url": redis_url,
+                                                   "warmup": {"token": stage.warmup_token, "seconds": a.warmup,
+                                                              "topups": stage.warmup_topups}},
+                                       "driver")
         receiver_pids = [p.pid for p, _ in receivers]
         self.groups["loadgen"] = lambda: [*receiver_pids, driver.pid]
         for pid in gunicorn.worker_pids():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -31,6 +31,8 @@ class Stage:
     admin_token: str
     users: list[dict]               # [{"user_id", "token"}]
     pending: dict[int, list[str]]   # user_id -> pending top-up ids, in the order they will be approved
+    warmup_token: str = ""          # a funded user with no sockets, whose changes warm the server up first
+    warmup_topups: list[str] = field(default_factory=list)  # that user's pending top-ups, for warm-up approvals
 
 
 def app_for(database_uri: str, secret: str):
@@ -42,7 +44,7 @@ def app_for(database_uri: str, secret: str):
     })
 
 
-def prepare(database_uri: str, secret: str, n_users: int, topups_per_user: int) -> Stage:
+def prepare(database_uri: str, secret: str, n_users: int, topups_per_user: int, warmup_topups: int = 0) -> Stage:
     app = app_for(database_uri, secret)
     tag = secrets.token_hex(4)  # a fresh set of accounts per run, even on a reused database
     with app.app_context():
@@ -54,11 +56,16 @@ def prepare(database_uri: str, secret: str, n_users: int, topups_per_user: int) 
             users.append({"user_id": user.id, "token": issue_token(user)})
             opening = wallet.request_topup(wallet.RequestTopup(user.id, OPENING_BALANCE, OPENING))
             wallet.process_topup(wallet.ProcessTopup(opening.transaction.id, admin_id, True))
+        warm = accounts.register(f"bench-{tag}-warmup@example.com", "bench-password", "Bench warm-up")
+        warm_id = warm.id
+        warmup_token = issue_token(warm)
+        opening = wallet.request_topup(wallet.RequestTopup(warm.id, OPENING_BALANCE, OPENING))
+        wallet.process_topup(wallet.ProcessTopup(opening.transaction.id, admin_id, True))
         now = utcnow()
         pending: dict[int, list[str]] = {}
         rows = []
-        for u in users:
-            for _ in range(topups_per_user):
+        for u in users + [{"user_id": warm_id, "topups": warmup_topups}]:
+            for _ in range(u.get("topups", topups_per_user)):
                 tx = Transaction(user_id=u["user_id"], type="topup", status="pending", amount=TOPUP_AMOUNT * 100,
                                  description="bench top-up", created_at=now)
                 rows.append(tx)
@@ -66,10 +73,11 @@ def prepare(database_uri: str, secret: str, n_users: int, topups_per_user: int) 
         db.session.commit()
         for tx in rows:
             pending.setdefault(tx.user_id, []).append(tx.id)
+        warmup_ids = pending.pop(warm_id, [])
         db.session.remove()
         db.engine.dispose()
     analyze(database_uri)
-    return Stage(admin_token, users, pending)
+    return Stage(admin_token, users, pending, warmup_token, warmup_ids)
 
 
 def analyze(database_uri: str) -> None:
