@@ -154,7 +154,9 @@ def markdown(result: dict) -> str:
     lines = [
         f"**{a['users']} users x {a['sockets_per_user']} sockets = {result['sockets_connected']} sockets, "
         f"{a['rate']} changes/s for {a['duration']} s, {a['workers']} workers ({result['worker_class']}), "
-        f"{result.get('receiver', 'python')} socket.io clients**",
+        f"{result.get('receiver', 'python')} socket.io clients"
+        + (f", CPU wake-up latency held at {result['cpu_dma_latency_us']} us" if result.get("cpu_dma_latency_us") is not None
+           else "") + "**",
         "",
         "| metric | value |",
         "|---|---|",

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import struct
 import platform
 import secrets
 import subprocess
@@ -54,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="PostgreSQL database to use (migrated, not emptied); default: a throwaway server")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="default: a throwaway server")
     p.add_argument("--drain", type=float, default=2.0, help="seconds to wait for late events after the last answer")
+    p.add_argument("--cpu-latency-us", type=int, default=None, metavar="US",
+                   help="hold the kernel's CPU wake-up latency limit (/dev/cpu_dma_latency, root) at US microseconds "
+                        "for the run, as latency-tuned hosts do; 0 keeps idle CPUs polling instead of halting")
     p.add_argument("--warmup", type=float, default=2.0,
                    help="seconds of payments at --rate by a user with no sockets before the measured load (not counted)")
     p.add_argument("--label", default="", help="added to the result file names")
@@ -162,6 +166,9 @@ class Run:
             self.log(f"machine busy ({background:.0f}% of one core); waiting for it to quieten")
             background = box_cpu(5.0)
         self.log(f"machine CPU busy before the run: {background:.0f}% of one core (other work shares the box)")
+        if a.cpu_latency_us is not None:
+            self.cleanup.append(hold_cpu_latency(a.cpu_latency_us))
+            self.log(f"holding /dev/cpu_dma_latency at {a.cpu_latency_us} us for the run")
         uri, redis_url = self.services()
         secret = secrets.token_urlsafe(32)
         self.log(f"seeding {a.users} users and their pending top-ups")
@@ -234,6 +241,7 @@ class Run:
             "gunicorn": gunicorn.cmd,
             "worker_class": a.worker_class or "gevent",
             "receiver": a.receiver,
+            "cpu_dma_latency_us": a.cpu_latency_us,
             "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
                         "platform": platform.platform(), "python": platform.python_version(),
                         "cpu_model": _cpu_model()},
@@ -300,6 +308,18 @@ def _postmaster(pg) -> int:
 def renice(pid: int, niceness: int) -> None:
     if niceness:
         psutil.Process(pid).nice(niceness)
+
+
+def hold_cpu_latency(microseconds: int):
+    """Ask the kernel (PM QoS) to keep every CPU able to wake within ``microseconds``; returns the release.
+
+    The request lasts while the file stays open. On this VM (cpuidle driver haltpoll,
+    guest_halt_poll_ns 0) an idle vCPU halts at once, and every hop of a change (driver ->
+    worker -> PostgreSQL -> worker -> Redis -> worker -> client) may first have to wake one.
+    """
+    fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    os.write(fd, struct.pack("i", microseconds))
+    return lambda: os.close(fd)
 
 
 def box_cpu(seconds: float) -> float:
