@@ -71,17 +71,29 @@ def write_transaction():
         session.connection(execution_options={_IMMEDIATE: True})
     try:
         yield session
+        if session.info.pop(_COMMITTED, False) and _still_in_transaction(session):
+            raise RuntimeError("a statement ran after together(commit=True) had committed the change")
         session.commit()
     except BaseException:
+        session.info.pop(_COMMITTED, None)
         session.rollback()
         raise
+
+
+_COMMITTED = "balance.committed_by_together"
+
+
+def _still_in_transaction(session) -> bool:
+    from psycopg.pq import TransactionStatus
+
+    return session.connection().connection.driver_connection.info.transaction_status != TransactionStatus.IDLE
 
 
 Step = tuple[Executable, dict]
 _compiled: dict[tuple[int, str], Any] = {}
 
 
-def together(*steps: Step) -> list[list[tuple] | None]:
+def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     """Run ``(statement, parameters)`` steps in order, in the session's transaction; return each one's rows.
 
     The statements must not depend on each other's results (a later one may read what
@@ -91,6 +103,11 @@ def together(*steps: Step) -> list[list[tuple] | None]:
     set of parameter names); values go to the driver as they are, so datetimes must
     already be timezone-aware UTC, as ``models.utcnow`` makes them. A failing statement raises the SQLAlchemy exception
     SQLAlchemy itself would have (``IntegrityError`` for a unique key, ...).
+
+    ``commit=True`` (the last writes of a ``write_transaction``): on PostgreSQL the
+    COMMIT rides in the same round trip, so the change is durable when this returns
+    and ``write_transaction`` has nothing left to send (it refuses to commit anything
+    that ran afterwards); elsewhere ``write_transaction`` commits as usual.
     """
     conn = db.session.connection()
     if conn.dialect.name != "postgresql":
@@ -109,6 +126,10 @@ def together(*steps: Step) -> list[list[tuple] | None]:
                 cursor = driver.cursor()
                 cursor.execute(compiled.string, compiled.construct_params(params))
                 cursors.append(cursor)
+            if commit:
+                sqls.append("COMMIT")
+                driver.commit()
+                db.session.info[_COMMITTED] = True
     except driver.Error as exc:  # psycopg's own error: give callers what SQLAlchemy would have raised
         raise DBAPIError.instance("; ".join(sqls), None, exc, type(driver).Error) from exc
     return [cursor.fetchall() if cursor.description else None for cursor in cursors]

@@ -70,8 +70,11 @@ def _record(row) -> TransactionRecord:
 
 
 def _write(*steps, note: outbox.Staged) -> list[dict]:
-    """Run a change's remaining writes together (one round trip on PostgreSQL); return its outbox message."""
-    results = together(*steps, note.step)
+    """Run a change's remaining writes and its commit together (one round trip on PostgreSQL); return its message.
+
+    The last database work of the use case's ``write_transaction``.
+    """
+    results = together(*steps, note.step, commit=True)
     return note.messages(results[-1])
 
 

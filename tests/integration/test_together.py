@@ -37,3 +37,31 @@ def test_a_unique_key_violation_raises_sqlalchemys_integrity_error_and_nothing_o
         with write_transaction():
             together((ADD, person("before@example.com")), (ADD, person("dup@example.com")))
     assert db.session.execute(EMAILS, {"pattern": "%@example.com"}).scalars().all() == ["dup@example.com"]
+
+
+def committed_elsewhere(email: str) -> bool:
+    """Whether another connection (not this session's) sees the row: i.e. it is committed."""
+    with db.engine.connect() as other:
+        return other.execute(EMAILS, {"pattern": email}).first() is not None
+
+
+def test_with_commit_the_change_is_durable_when_the_batch_returns_on_postgresql(ctx):
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    with write_transaction():
+        together((ADD, person("early@example.com")), commit=True)
+        assert committed_elsewhere("early@example.com") is on_postgresql, "SQLite commits at the block's end"
+    assert committed_elsewhere("early@example.com")
+
+
+def test_a_statement_after_the_commit_is_refused_and_not_committed(ctx):
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    late = None
+    try:
+        with write_transaction():
+            together((ADD, person("batch@example.com")), commit=True)
+            together((ADD, person("late@example.com")))
+    except RuntimeError as refused:
+        late = refused
+    assert (late is not None) is on_postgresql, "only PostgreSQL commits inside the batch"
+    assert committed_elsewhere("batch@example.com")
+    assert committed_elsewhere("late@example.com") is not on_postgresql
