@@ -65,3 +65,13 @@ def test_a_statement_after_the_commit_is_refused_and_not_committed(ctx):
     assert (late is not None) is on_postgresql, "only PostgreSQL commits inside the batch"
     assert committed_elsewhere("batch@example.com")
     assert committed_elsewhere("late@example.com") is not on_postgresql
+
+
+@pytest.mark.parametrize("name", ["it's 100% %(email)s %s", "'); DROP TABLE users; --", "back\\slash \"quoted\" \x01",
+                                  "€ ✓ 名前"])
+def test_values_are_bound_as_data_whatever_they_hold(ctx, name):
+    with write_transaction():
+        [[(user_id,)]] = together((ADD, dict(person("odd@example.com"), name=name)), commit=True)
+    stored = db.session.execute(select(_users.c.name).where(_users.c.id == user_id)).scalar_one()
+    assert stored == name
+    assert db.session.execute(select(_users.c.id)).first() is not None, "users is still there"
