@@ -148,9 +148,11 @@ class Gateway:
                 self.emit_to(admins, name, data)
 
     def _to_user(self, message: Message) -> None:
+        """Hold the locks of all the user's sockets (taken in sorted order, so two deliveries never wait on each
+        other whatever order the set of sockets iterates in) while each gets the message."""
         in_step, held = [], []
         try:
-            for sid in list(self.by_user.get(message.user_id, ())):
+            for sid in sorted(self.by_user.get(message.user_id, ())):
                 state = self.sockets.get(sid)
                 if state is None:
                     continue

@@ -1,0 +1,59 @@
+"""Two deliveries to one user at once never wait on each other (the gateway holds all of a user's socket locks)."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from balance.realtime import gateway as gw
+from balance.realtime.messages import Message
+
+
+class SlowSocketIO:
+    """Emits that take a moment, as a websocket write that yields does; records who got what."""
+
+    def __init__(self):
+        self.sent = []
+
+    def emit(self, event, data, to=None, **_):
+        time.sleep(0.02)
+        self.sent.append((event, data.get("n"), tuple(to) if isinstance(to, list) else (to,)))
+
+
+def two_sids_whose_set_order_flips_when_the_set_grows():
+    while True:
+        a, b = uuid.uuid4().hex, uuid.uuid4().hex
+        more = [uuid.uuid4().hex for _ in range(6)]
+        before = [s for s in {a, b}]
+        after = [s for s in {a, b, *more} if s in (a, b)]
+        if before != after:
+            return a, b, more
+
+
+def test_deliveries_racing_while_more_tabs_connect_both_finish(monkeypatch):
+    monkeypatch.setattr(gw.replay, "changes_between", lambda *a, **k: time.sleep(0.2) or [])  # a gap fill's query
+    a, b, more = two_sids_whose_set_order_flips_when_the_set_grows()
+    sio = SlowSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    for sid in (a, b):
+        gateway.attach(sid, 1, False)
+        gateway.sockets[sid].last_seq = 1
+
+    def deliver(message_id, seq):
+        gateway.deliver(Message(message_id, "user", 1, seq, (("transaction_completed", {"n": message_id}),)))
+
+    first = threading.Thread(target=deliver, args=(1, 3), daemon=True)
+    first.start()
+    time.sleep(0.05)  # the first delivery holds a lock while it fills the gap before seq 3
+    for sid in more:  # more tabs connect meanwhile: the user's set of sockets grows and iterates in another order
+        gateway.attach(sid, 1, False)
+        gateway.sockets[sid].last_seq = 1
+    second = threading.Thread(target=deliver, args=(2, 5), daemon=True)
+    second.start()
+    first.join(10)
+    second.join(10)
+
+    assert not first.is_alive() and not second.is_alive(), "the two deliveries wait on each other"
+    for sid in (a, b):
+        got = [n for event, n, to in sio.sent if sid in to]
+        assert got == [1, 2], f"socket {sid} got {got}"
