@@ -13,6 +13,7 @@ first, so it costs far more than the statement.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from psycopg import ClientCursor
@@ -68,6 +69,8 @@ def write_transaction():
     earlier.
     """
     session = db.session
+    if _unflushed(session):  # PostgreSQL would commit them with the change, SQLite's rollback would drop them
+        raise RuntimeError("ORM changes made before a write_transaction, outside it")
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()
         session.connection(execution_options={_IMMEDIATE: True})
@@ -83,6 +86,10 @@ def write_transaction():
 
 
 _COMMITTED = "balance.committed_by_together"
+
+
+def _unflushed(session) -> bool:
+    return bool(session.new or session.dirty or session.deleted)
 
 
 def _still_in_transaction(session) -> bool:
@@ -107,7 +114,8 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     Statements are module-level constants (their SQL is compiled once per dialect and
     set of parameter names); values go to the driver as they are, so datetimes must
     already be timezone-aware UTC, as ``models.utcnow`` makes them. A failing
-    statement raises what SQLAlchemy would have (``IntegrityError`` for a unique key).
+    statement raises what SQLAlchemy would have (``IntegrityError`` for a unique key), with
+    the statements' text but not their values (which hold people's data).
 
     ``commit=True`` (the last writes of a ``write_transaction``): on PostgreSQL the
     COMMIT rides in the same round trip, so the change is durable when this returns
@@ -118,15 +126,19 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     if conn.dialect.name != "postgresql":
         results = []
         for statement, params in steps:
-            result = conn.execute(statement, params)
+            _compile(statement, conn.dialect, params)  # the same refusals on every database
+            result = conn.execute(statement, _values(params))
             results.append([tuple(row) for row in result] if result.returns_rows else None)
         return results
+    if commit and _unflushed(db.session):
+        raise RuntimeError("ORM changes pending in the session would miss the change's commit")
     driver = conn.connection.driver_connection
     binder = ClientCursor(driver)  # psycopg's own adapters and quoting, client-side: no placeholders left
-    parts = []
+    parts, shapes = [], []
     for statement, params in steps:
         compiled = _compile(statement, conn.dialect, params)
-        parts.append(binder.mogrify(compiled.string, compiled.construct_params(params)))
+        shapes.append(compiled.string)
+        parts.append(binder.mogrify(compiled.string, _values(compiled.construct_params(params))))
     sql = ";\n".join(parts)
     if commit:
         sql += ";\nCOMMIT"
@@ -134,7 +146,11 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     try:
         cursor.execute(sql)  # one simple-protocol query holding every statement: one round trip, one wait
     except driver.Error as exc:  # psycopg's own error: give callers what SQLAlchemy would have raised
-        raise DBAPIError.instance(sql, None, exc, type(driver).Error) from exc
+        gone = conn.dialect.is_disconnect(exc, driver, cursor)
+        if gone:
+            conn.invalidate(exc)  # as SQLAlchemy does for its own statements: never back into the pool
+        raise DBAPIError.instance(";\n".join(shapes), None, exc, type(driver).Error,
+                                  connection_invalidated=gone, dialect=conn.dialect) from exc
     results = []
     for _ in steps:
         results.append(cursor.fetchall() if cursor.description else None)
@@ -145,9 +161,32 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
 
 
 def _compile(statement: Executable, dialect, params: dict) -> Any:
-    """The statement's SQL for these parameter names, compiled once (as SQLAlchemy's own cache would)."""
+    """The statement's SQL for these parameter names, compiled once (as SQLAlchemy's own cache would).
+
+    Refuses what only SQLAlchemy's execution could complete: values filled in at run
+    time (expanding ``IN`` lists) and columns left to a Python-side default, which
+    would otherwise reach PostgreSQL as broken SQL or as NULL.
+    """
     key = (id(statement), dialect.name, tuple(params))
     found = _compiled.get(key)
     if found is None or found[0] is not statement:
-        found = _compiled[key] = (statement, statement.compile(dialect=dialect, column_keys=list(params)))
+        compiled = statement.compile(dialect=dialect, column_keys=list(params))
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("together() cannot run statements with values bound at execution (expanding IN)")
+        defaults = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+        if defaults:
+            raise ValueError(f"together() needs every column with a Python default given: {defaults}")
+        found = _compiled[key] = (statement, compiled)
     return found[1]
+
+
+def _values(params: dict) -> dict:
+    """What ``UTCDateTime`` does for SQLAlchemy's own statements: aware datetimes only, sent in UTC."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime for {name!r}: times are timezone-aware UTC (models.utcnow)")
+            value = value.astimezone(timezone.utc)
+        out[name] = value
+    return out

@@ -75,3 +75,42 @@ def test_values_are_bound_as_data_whatever_they_hold(ctx, name):
     stored = db.session.execute(select(_users.c.name).where(_users.c.id == user_id)).scalar_one()
     assert stored == name
     assert db.session.execute(select(_users.c.id)).first() is not None, "users is still there"
+
+
+def test_a_naive_datetime_is_refused_and_nothing_is_written(ctx):
+    naive = dict(person("naive@example.com"), created_at=utcnow().replace(tzinfo=None))
+    with pytest.raises(ValueError, match="naive datetime"):
+        with write_transaction():
+            together((ADD, naive), commit=True)
+    assert not committed_elsewhere("naive@example.com")
+
+
+def test_a_time_in_another_zone_is_stored_as_the_same_instant(ctx):
+    from datetime import timedelta, timezone
+
+    at = utcnow().replace(microsecond=0)
+    with write_transaction():
+        [[(user_id,)]] = together((ADD, dict(person("zone@example.com"),
+                                             created_at=at.astimezone(timezone(timedelta(hours=-5))))), commit=True)
+    assert db.session.get(User, user_id).created_at == at
+
+
+@pytest.mark.parametrize("statement, params, why", [
+    (insert(_users), {"email": "x@example.com", "password_hash": "x", "role": "user", "name": None},
+     "a column left to its Python default"),
+    (select(_users.c.id).where(_users.c.id.in_(bindparam("ids", expanding=True))), {"ids": [1, 2]},
+     "values bound at execution"),
+])
+def test_statements_only_sqlalchemys_execution_could_complete_are_refused(ctx, statement, params, why):
+    with pytest.raises(ValueError):
+        with write_transaction():
+            together((statement, params))
+
+
+def test_orm_changes_left_pending_before_a_write_transaction_are_refused_not_committed_or_dropped(ctx):
+    db.session.add(User(**person("pending@example.com")))
+    with pytest.raises(RuntimeError, match="before a write_transaction"):
+        with write_transaction():
+            together((ADD, person("other@example.com")), commit=True)
+    db.session.rollback()
+    assert not committed_elsewhere("pending@example.com") and not committed_elsewhere("other@example.com")
