@@ -149,8 +149,18 @@
       setTimeout(function () { if (!socket.connected && !socket.active) socket.connect(); }, delay);
     }
 
+    function showTransport() {
+      // Which transport the socket is on (polling first, then the upgrade to websocket with one server
+      // process): for whoever inspects the page, and for tests that must not cut the server mid-upgrade.
+      var pill = document.getElementById("live-status");
+      var engine = socket.io.engine;
+      if (pill && engine && engine.transport) pill.dataset.transport = engine.transport.name;
+    }
+
+    socket.io.on("open", function () { socket.io.engine.on("upgrade", showTransport); });
     socket.on("connect", function () {
       refusals = 0;
+      showTransport();
       status("live");
       var first = !connectedOnce;
       connectedOnce = true;

@@ -19,6 +19,9 @@ def test_after_the_server_restarts_the_tab_reconnects_and_shows_the_right_balanc
     expect(page.locator("#balance")).to_have_text("$20.00")
     pending = site.request_topup(alice, 30, "While you were away")
     page.evaluate("window.__sameDocument = true")
+    # Cut the server only once the socket has moved from polling to websocket: killed mid-upgrade, Chromium
+    # leaves the long-poll's closed connection unread and the tab only notices at the ping timeout (45 s).
+    expect(status).to_have_attribute("data-transport", "websocket")
 
     site.server.kill()
     expect(status).to_have_attribute("data-state", "reconnecting")
