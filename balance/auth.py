@@ -13,8 +13,7 @@ from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_
 from sqlalchemy import bindparam, select
 
 from .domain.errors import AuthenticationFailed, Forbidden
-from .database import together
-from .extensions import jwt
+from .extensions import db, jwt
 from .models import User
 
 _users = User.__table__
@@ -51,8 +50,8 @@ def _load_user(_header, payload) -> Caller | None:
         user_id = int(payload["sub"])
     except (KeyError, ValueError, TypeError):
         return None
-    [rows] = together((_CALLER, {"uid": user_id}))  # on PostgreSQL the transaction's BEGIN rides along
-    return Caller(*rows[0]) if rows else None
+    row = db.session.connection().execute(_CALLER, {"uid": user_id}).one_or_none()
+    return None if row is None else Caller(*row)
 
 
 def issue_token(user) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from psycopg import ClientCursor
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -93,8 +94,6 @@ def _unflushed(session) -> bool:
 
 
 def _still_in_transaction(session) -> bool:
-    from psycopg.pq import TransactionStatus
-
     return session.connection().connection.driver_connection.info.transaction_status != TransactionStatus.IDLE
 
 

@@ -51,13 +51,6 @@ class Applied:
     currency: str
 
 
-def wallet_of(user_id: int) -> Account:
-    account = db.session.execute(select(Account).where(Account.user_id == user_id)).scalar_one_or_none()
-    if account is None:
-        raise LookupError(f"user {user_id} has no wallet")
-    return account
-
-
 def system_account_id(code: str, currency: str) -> int:
     """The id of a house account, created on first use (safe when two requests race to create it).
 
