@@ -6,12 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import live
+
 pytestmark = pytest.mark.browser
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def pending_count(page) -> int:

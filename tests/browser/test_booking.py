@@ -4,12 +4,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import live
+
 pytestmark = pytest.mark.browser
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def payments(site, person) -> list[dict]:

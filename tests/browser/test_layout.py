@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import live
+
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 740}
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def fits(page) -> None:

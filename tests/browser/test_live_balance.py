@@ -6,12 +6,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import expect_each_within, live
+
 pytestmark = pytest.mark.browser
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def test_an_approval_reaches_both_tabs_of_the_user_within_a_second_and_not_another_users_tab(site):
@@ -37,10 +34,7 @@ def test_an_approval_reaches_both_tabs_of_the_user_within_a_second_and_not_anoth
     request.get_by_role("button", name="Approve").click()
     started = time.monotonic()
     request.get_by_role("button", name="Yes, approve").click()
-    for tab in (first_tab, second_tab):
-        remaining_ms = max(1, 1000 - (time.monotonic() - started) * 1000)
-        expect(tab.locator("#balance")).to_have_text("$50.00", timeout=remaining_ms)
-    assert time.monotonic() - started < 1.0
+    expect_each_within((first_tab, second_tab), "#balance", "$50.00", started, 1.0)
 
     for tab in (first_tab, second_tab):
         expect(tab.locator(".toast").first).to_contain_text("+$50.00 · Balance: $50.00")

@@ -4,14 +4,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import live
+
 pytestmark = pytest.mark.browser
 
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def shown_as_text(page, where: str) -> None:

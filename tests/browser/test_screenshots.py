@@ -7,6 +7,8 @@ import os
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.expectations import live
+
 pytestmark = pytest.mark.browser
 
 
@@ -19,11 +21,6 @@ def shoot(page, path: str) -> None:
     page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
     page.screenshot(path=path)
     page.set_viewport_size(size)
-
-
-def live(page):
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-    return page
 
 
 def test_screenshots_of_the_dashboard_and_the_admin_queue(own_site, screenshots):
