@@ -1,8 +1,9 @@
 """Who is calling: JWT set-up, and the decorators entrypoints use to require a user or an admin.
 
 Tokens carry the user id as subject and the role as a claim; the user is read from
-the database on every request (one indexed Core ``SELECT``), so a deleted user's token
-stops working at once and a changed role applies to the next request.
+the database on every request (one indexed Core ``SELECT``, the request's first
+statement: ``database.first_read``), so a deleted user's token stops working at once
+and a changed role applies to the next request.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_
 from sqlalchemy import bindparam, select
 
 from .domain.errors import AuthenticationFailed, Forbidden
-from .extensions import db, jwt
+from .database import first_read
+from .extensions import jwt
 from .models import User
 
 _users = User.__table__
@@ -50,8 +52,8 @@ def _load_user(_header, payload) -> Caller | None:
         user_id = int(payload["sub"])
     except (KeyError, ValueError, TypeError):
         return None
-    row = db.session.connection().execute(_CALLER, {"uid": user_id}).one_or_none()
-    return None if row is None else Caller(*row)
+    rows = first_read(_CALLER, {"uid": user_id})
+    return Caller(*rows[0]) if rows else None
 
 
 def issue_token(user) -> str:

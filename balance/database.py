@@ -8,10 +8,14 @@ locks and PostgreSQL re-checks the guard after waiting for one.
 ``together`` runs statements that do not need each other's results in one round
 trip to PostgreSQL; a balance change is a handful of such inserts, and on a busy
 gevent worker every wait for the database is a chance for other greenlets to run
-first, so it costs far more than the statement.
+first, so it costs far more than the statement. For the same reason nothing here
+spends a round trip of its own on bookkeeping: the request's first read (the caller)
+runs outside a transaction, a write transaction's ``BEGIN`` rides with its first
+statements, and a pooled connection is pinged only when it has sat idle.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +24,7 @@ from psycopg import ClientCursor
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.sql import Executable
 
 from .extensions import db
@@ -28,11 +32,19 @@ from .extensions import db
 _IMMEDIATE = "balance_sqlite_immediate"
 
 
+PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout
+
+
 def engine_options(uri: str) -> dict:
-    """SQLAlchemy engine options for the configured database."""
+    """SQLAlchemy engine options for the configured database.
+
+    PostgreSQL's pool hands out the connection returned last (LIFO), so under load the
+    same few stay busy and the rest idle out; ``install_postgresql_hooks`` pings only
+    those that have been idle, instead of SQLAlchemy's ``pool_pre_ping`` on every checkout.
+    """
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}
 
 
 def install_sqlite_hooks(engine: Engine) -> None:
@@ -57,6 +69,79 @@ def install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def install_postgresql_hooks(engine: Engine) -> None:
+    """Ping a pooled connection on checkout only if it sat idle, and hand none back with autocommit on.
+
+    A connection used a moment ago is as good as its last answer; one that sat idle
+    may have been dropped (a database restart, an idle timeout) and is pinged first,
+    as ``pool_pre_ping`` would: if the ping fails the pool opens a new one. A restart
+    noticed by a statement instead invalidates the whole pool (SQLAlchemy does that
+    on any disconnect), and the caller's read, every request's first, is retried once
+    on a fresh connection (``first_read``). Saves a round trip per request under load.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("pooled connection failed its ping") from exc  # the pool retries with a new one
+
+    @event.listens_for(engine, "checkin")
+    def _idle(dbapi_conn, record):
+        if dbapi_conn is None:  # invalidated
+            return
+        _autocommit_off(dbapi_conn)
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+_IDLE_SINCE = "balance.idle_since"
+
+
+def _autocommit_off(driver) -> None:
+    """Back to psycopg's default (an implicit ``BEGIN`` before a statement) once no transaction is open."""
+    if driver.autocommit and not driver.closed and driver.info.transaction_status == TransactionStatus.IDLE:
+        driver.autocommit = False
+
+
+def first_read(statement: Executable, params: dict) -> list:
+    """The request's first statement, a read: outside any transaction on PostgreSQL, and retried once if the connection was dead.
+
+    psycopg opens a transaction before a statement with a ``BEGIN`` of its own, a round
+    trip; a single read needs none, so it runs in autocommit as SQLAlchemy's own ping
+    does, and whatever the request does next opens its transaction as usual. As the
+    first statement it is also where a database restart shows: SQLAlchemy then
+    invalidates the pool, and the read is tried again on a new connection.
+    """
+    for attempt in (1, 2):
+        conn = db.session.connection()
+        try:
+            if conn.dialect.name != "postgresql":
+                return conn.execute(statement, params).all()
+            driver = conn.connection.driver_connection
+            if driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
+                return conn.execute(statement, params).all()  # not first after all: stay in the transaction
+            driver.autocommit = True
+            try:
+                return conn.execute(statement, params).all()
+            finally:
+                _autocommit_off(driver)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            db.session.rollback()
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def write_transaction():
     """Run a block as one atomic write: commit on success, roll back on any error.
@@ -66,8 +151,9 @@ def write_transaction():
     no lock upgrade failing under load). On PostgreSQL the write simply continues the
     request's transaction (READ COMMITTED: every statement sees what is committed, and
     the guarded updates lock what they change), which saves a rollback, a pool
-    checkout and its ping on every change. Callers pass ids, not ORM objects loaded
-    earlier.
+    checkout and its ping on every change; if none is open yet, the first ``together``
+    of the block sends the ``BEGIN`` with its statements. Callers pass ids, not ORM
+    objects loaded earlier.
     """
     session = db.session
     if _unflushed(session):  # PostgreSQL would commit them with the change, SQLite's rollback would drop them
@@ -75,6 +161,7 @@ def write_transaction():
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()
         session.connection(execution_options={_IMMEDIATE: True})
+    session.info[_MAY_OPEN] = True
     try:
         yield session
         if session.info.pop(_COMMITTED, False) and _still_in_transaction(session):
@@ -84,9 +171,12 @@ def write_transaction():
         session.info.pop(_COMMITTED, None)
         session.rollback()
         raise
+    finally:
+        session.info.pop(_MAY_OPEN, None)
 
 
 _COMMITTED = "balance.committed_by_together"
+_MAY_OPEN = "balance.together_may_begin"
 
 
 def _unflushed(session) -> bool:
@@ -120,6 +210,13 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     COMMIT rides in the same round trip, so the change is durable when this returns
     and ``write_transaction`` has nothing left to send (it refuses to commit anything
     that ran afterwards); elsewhere ``write_transaction`` commits as usual.
+
+    The first batch of a ``write_transaction`` on a connection with no transaction
+    open sends the ``BEGIN`` itself, in front of its statements: psycopg would send it
+    alone first. psycopg is told so by autocommit mode, which then lasts exactly as
+    long as that transaction (its ``COMMIT`` or ``ROLLBACK`` ends it, and the pool's
+    check-in turns autocommit off again, see ``install_postgresql_hooks``); any
+    statement in between runs inside it.
     """
     conn = db.session.connection()
     if conn.dialect.name != "postgresql":
@@ -138,9 +235,15 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
         compiled = _compile(statement, conn.dialect, params)
         shapes.append(compiled.string)
         parts.append(binder.mogrify(compiled.string, _values(compiled.construct_params(params))))
-    sql = ";\n".join(parts)
+    opening = driver.info.transaction_status == TransactionStatus.IDLE and db.session.info.get(_MAY_OPEN, False)
+    if driver.autocommit and not opening and driver.info.transaction_status == TransactionStatus.IDLE:
+        raise RuntimeError("autocommit left on outside a transaction: the batch would not be atomic with the rest")
+    if opening:
+        parts.insert(0, "BEGIN")
+        driver.autocommit = True  # else psycopg sends a BEGIN of its own, alone, first
     if commit:
-        sql += ";\nCOMMIT"
+        parts.append("COMMIT")
+    sql = ";\n".join(parts)
     cursor = ClientCursor(driver)
     try:
         cursor.execute(sql)  # one simple-protocol query holding every statement: one round trip, one wait
@@ -150,6 +253,10 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
             conn.invalidate(exc)  # as SQLAlchemy does for its own statements: never back into the pool
         raise DBAPIError.instance(";\n".join(shapes), None, exc, type(driver).Error,
                                   connection_invalidated=gone, dialect=conn.dialect) from exc
+    finally:
+        _autocommit_off(driver)  # when the batch ended the transaction (COMMIT, or a failed BEGIN)
+    if opening:
+        cursor.nextset()  # past BEGIN's empty result
     results = []
     for _ in steps:
         results.append(cursor.fetchall() if cursor.description else None)

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..database import together
 from ..domain.errors import InsufficientFunds
 from ..domain.ledger import EntryPlan
 from ..extensions import db
@@ -81,11 +82,11 @@ def move_wallet(user_id: int, delta: int, now) -> Applied:
     database under the row lock, so concurrent changes of one wallet queue here and
     each sees the balance the previous one left.
     """
-    conn = db.session.connection()
-    row = conn.execute(_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}).one_or_none()
-    if row is not None:
-        return Applied(row.id, delta, row.balance, row.seq, row.currency)
-    current = conn.execute(_WALLET_BALANCE, {"owner": user_id}).scalar_one_or_none()
+    rows = together((_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}))[0]  # may carry the BEGIN
+    if rows:
+        account_id, balance, seq, currency = rows[0]
+        return Applied(account_id, delta, balance, seq, currency)
+    current = db.session.connection().execute(_WALLET_BALANCE, {"owner": user_id}).scalar_one_or_none()
     if current is None:
         raise LookupError(f"user {user_id} has no wallet")
     raise InsufficientFunds("insufficient balance",

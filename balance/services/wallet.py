@@ -164,8 +164,8 @@ def request_topup(cmd: RequestTopup) -> Result:
     """Record a pending top-up; nothing moves until an admin approves it."""
 
     def run():
-        with write_transaction() as session:
-            email = session.connection().execute(_USER_EMAIL, {"uid": cmd.user_id}).scalar_one()
+        with write_transaction():
+            (email,), = together((_USER_EMAIL, {"uid": cmd.user_id}))[0]
             now = utcnow()
             tx = TransactionRecord(new_id(), cmd.user_id, "topup", "pending", cmd.amount, cmd.description,
                                    created_at=now)
@@ -183,19 +183,19 @@ def request_topup(cmd: RequestTopup) -> Result:
 def process_topup(cmd: ProcessTopup) -> Result:
     """Approve (credit once) or reject a pending top-up; ``AlreadyProcessed`` for the loser of a race."""
     transaction_id = _known_id(cmd.transaction_id, "top-up")
-    with write_transaction() as session:
+    with write_transaction():
         now = utcnow()
-        claimed = session.connection().execute(_CLAIM_TOPUP, {
+        claimed = together((_CLAIM_TOPUP, {  # the transaction's first statement: it may carry the BEGIN
             "tid": transaction_id, "now": now, "admin": cmd.admin_id, "notes": cmd.admin_notes,
             "new_status": "success" if cmd.approve else "failed",
             "reason": None if cmd.approve else "rejected",
-        }).one_or_none()
-        if claimed is None:
+        }))[0]
+        if not claimed:
             tx = load(transaction_id)
             if tx is None or tx.type != "topup":
                 raise NotFound("no such top-up")
             raise AlreadyProcessed(f"this top-up was already processed ({tx.status})", details={"status": tx.status})
-        tx = _record(claimed)
+        tx = TransactionRecord(*claimed[0])
         snapshot, steps = None, []
         if cmd.approve:
             applied = move_wallet(tx.user_id, tx.amount, now)

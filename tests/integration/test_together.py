@@ -114,3 +114,54 @@ def test_orm_changes_left_pending_before_a_write_transaction_are_refused_not_com
             together((ADD, person("other@example.com")), commit=True)
     db.session.rollback()
     assert not committed_elsewhere("pending@example.com") and not committed_elsewhere("other@example.com")
+
+
+class Abandon(Exception):
+    pass
+
+
+def test_a_write_transaction_that_opened_with_its_first_batch_commits_nothing_when_abandoned(ctx):
+    """On PostgreSQL the first batch carries the BEGIN: without it each batch would commit on its own."""
+    with pytest.raises(Abandon):
+        with write_transaction() as session:
+            together((ADD, person("first@example.com")))
+            session.connection().execute(ADD, person("between@example.com"))  # SQLAlchemy's own, in between
+            together((ADD, person("second@example.com")))
+            raise Abandon
+    assert not any(committed_elsewhere(f"{who}@example.com") for who in ("first", "between", "second"))
+
+
+def test_batches_of_one_write_transaction_fail_together(ctx):
+    with write_transaction():
+        together((ADD, person("taken@example.com")), commit=True)
+    with pytest.raises(IntegrityError):
+        with write_transaction():
+            together((ADD, person("fine@example.com")))
+            together((ADD, person("taken@example.com")), commit=True)
+    assert not committed_elsewhere("fine@example.com")
+
+
+@pytest.mark.parametrize("ending", ["committed in its batch", "committed at the block's end", "rolled back",
+                                    "failed in its batch"])
+def test_after_any_write_transaction_the_next_orm_unit_of_work_is_still_atomic(ctx, ending):
+    """The BEGIN riding with a batch puts psycopg in autocommit for that transaction only; none may outlive it."""
+    try:
+        with write_transaction():
+            together((ADD, person("dup@example.com")), commit=ending == "committed in its batch")
+            if ending == "rolled back":
+                raise Abandon
+            if ending == "failed in its batch":
+                together((ADD, person("dup@example.com")))
+    except (Abandon, IntegrityError):
+        pass
+    db.session.add_all([User(**person("orm-a@example.com")), User(**person("orm-a@example.com"))])
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    db.session.add(User(**person("orm-b@example.com")))
+    db.session.flush()
+    db.session.rollback()
+    assert not committed_elsewhere("orm-a@example.com") and not committed_elsewhere("orm-b@example.com")
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
