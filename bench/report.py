@@ -187,8 +187,16 @@ def markdown(result: dict) -> str:
         f"| garbage collection during the load: server workers / load generator | {_gc(result)} |",
         f"| whole machine CPU mean during the run / before it (% of one core; {result['machine']['cpus']} cores) | "
         f"{_f(r.get('box_cpu_mean'), 0)} / {_f(result.get('background_cpu'), 0)} |",
+        f"| server CPU per change answered (ms) / Python speed check before the run (ms, smaller is faster) | "
+        f"{_per_change(server.get('cpu_mean'), result.get('achieved_tps'))} / {_f(result.get('python_speed_ms'), 1)} |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _per_change(cpu_percent, tps) -> str:
+    if not cpu_percent or not tps:
+        return "-"
+    return f"{cpu_percent * 10 / tps:.1f}"
 
 
 def profile_summary(path: str, top: int = 25) -> dict:

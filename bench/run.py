@@ -166,6 +166,8 @@ class Run:
             self.log(f"machine busy ({background:.0f}% of one core); waiting for it to quieten")
             background = box_cpu(5.0)
         self.log(f"machine CPU busy before the run: {background:.0f}% of one core (other work shares the box)")
+        speed = python_speed_ms()
+        self.log(f"Python speed check: {speed:.1f} ms (smaller is faster)")
         if a.cpu_latency_us is not None:
             self.cleanup.append(hold_cpu_latency(a.cpu_latency_us))
             self.log(f"holding /dev/cpu_dma_latency at {a.cpu_latency_us} us for the run")
@@ -259,6 +261,7 @@ class Run:
             "other_events": _sum_dicts(r["other"] for r in received),
             "resources": report.resources(samples, drive["start"], drive["start"] + window),
             "background_cpu": background,
+            "python_speed_ms": speed,
             "db_backends": db_backends,
             "worker_metrics_end": list(end_metrics.values()),
             "server_gc": report.server_gc(per_worker, end_metrics),
@@ -329,6 +332,24 @@ def box_cpu(seconds: float) -> float:
     b = psutil.cpu_times()
     busy = lambda t: sum(t) - t.idle - getattr(t, "iowait", 0)  # noqa: E731
     return 100 * (busy(b) - busy(a)) / seconds
+
+
+def python_speed_ms(rounds: int = 5) -> float:
+    """Milliseconds one core takes for a fixed piece of pure Python (best of ``rounds``): this VM's speed varies by day.
+
+    The same code's server CPU per change has differed threefold between days on the
+    same kind of machine; this figure, taken just before the run, says which kind of
+    day a result comes from.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        acc: dict[int, int] = {}
+        for i in range(300_000):
+            acc[i & 1023] = acc.get(i & 1023, 0) + i
+        json.dumps(acc)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
 
 
 def _cpu_model() -> str:
