@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from psycopg import ClientCursor
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -259,7 +259,8 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
         cursor.nextset()  # past BEGIN's empty result
     results = []
     for _ in steps:
-        results.append(cursor.fetchall() if cursor.description else None)
+        returned = cursor.pgresult is not None and cursor.pgresult.status == ExecStatus.TUPLES_OK
+        results.append(cursor.fetchall() if returned else None)  # (not .description: it builds column objects)
         cursor.nextset()
     if commit:
         db.session.info[_COMMITTED] = True

@@ -16,7 +16,7 @@ def timestamp(at: datetime | None) -> str | None:
     if at is None:
         return None
     at = at.astimezone(timezone.utc)  # PostgreSQL hands back timestamptz in the session's zone
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"  # (strftime: slower, several per change)
 
 
 def user(u) -> dict:

@@ -20,7 +20,7 @@ def _login_limit() -> str:
 @bp.post("/register")
 def register():
     """Create an account with an empty wallet."""
-    data = load(RegisterSchema(), json_object())
+    data = load(RegisterSchema, json_object())
     user = accounts.register(data["email"], data["password"], data.get("name"))
     return {"user": wire.user(user)}, 201
 
@@ -29,7 +29,7 @@ def register():
 @limiter.limit(_login_limit)
 def login():
     """Exchange email and password for a bearer token."""
-    data = load(LoginSchema(), json_object())
+    data = load(LoginSchema, json_object())
     user = accounts.authenticate(data["email"], data["password"])
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {

@@ -59,7 +59,7 @@ def get_transaction(transaction_id):
 @user_required
 def request_topup():
     """Ask for a top-up; it stays pending until an admin decides."""
-    data, key, print_ = _keyed_body(TopupSchema(), "topup")
+    data, key, print_ = _keyed_body(TopupSchema, "topup")
     result = wallet.request_topup(wallet.RequestTopup(current_user.id, data["amount"], data.get("description"),
                                                       key, print_))
     return _transaction(result), 201, _replay_header(result)
@@ -76,7 +76,7 @@ def pending_topups():
 @admin_required
 def process_topup(transaction_id):
     """Approve (``success``) or reject (``failed``) a pending top-up, once."""
-    data = load(ProcessSchema(), json_object())
+    data = load(ProcessSchema, json_object())
     admin = wire.user(current_user)  # read before the commit expires it (else one more query to read it back)
     result = wallet.process_topup(wallet.ProcessTopup(transaction_id, admin["id"], data["status"] == "success",
                                                       data.get("admin_notes")))
@@ -87,7 +87,7 @@ def process_topup(transaction_id):
 @user_required
 def pay():
     """Pay from the balance; 402 with the shortfall when it is not enough (the attempt is recorded)."""
-    data, key, print_ = _keyed_body(PaymentSchema(), "payment")
+    data, key, print_ = _keyed_body(PaymentSchema, "payment")
     result = wallet.pay(wallet.MakePayment(current_user.id, data["amount"], data.get("description"),
                                            data.get("reference"), key, print_))
     if result.insufficient:

@@ -47,7 +47,7 @@ def signup(form) -> dict:
     data = {"email": form.get("email", "").strip(), "password": form.get("password", ""),
             "name": form.get("name", "").strip() or None}
     try:
-        return _load(RegisterSchema(), data)
+        return _load(RegisterSchema, data)
     except ValidationFailed as error:
         if data["email"]:
             raise
@@ -58,7 +58,7 @@ def topup(form) -> dict:
     text = form.get("amount", "")
     if not text.strip():
         raise ValidationFailed("some fields are not valid", fields={"amount": "Enter an amount."})
-    return _load(TopupSchema(), {"amount": _amount(text), "description": form.get("description", "").strip() or None})
+    return _load(TopupSchema, {"amount": _amount(text), "description": form.get("description", "").strip() or None})
 
 
 def decision(form) -> dict:
@@ -66,7 +66,7 @@ def decision(form) -> dict:
     choice = form.get("decision", "")
     if choice not in ("approve", "reject"):
         raise ValidationFailed("choose approve or reject", fields={"decision": "Choose approve or reject."})
-    data = _load(ProcessSchema(), {"status": "success" if choice == "approve" else "failed",
+    data = _load(ProcessSchema, {"status": "success" if choice == "approve" else "failed",
                                    "admin_notes": form.get("note", "").strip() or None})
     return {"approve": choice == "approve", "note": data["admin_notes"]}
 

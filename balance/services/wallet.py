@@ -12,7 +12,7 @@ as committed, not an ORM object that the commit would expire.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
@@ -67,6 +67,11 @@ _USER_EMAIL = select(User.__table__.c.email).where(User.__table__.c.id == bindpa
 
 def _record(row) -> TransactionRecord:
     return TransactionRecord(**row._mapping)
+
+
+def _row(tx: TransactionRecord) -> dict:
+    """The record as insert values: a shallow copy (``dataclasses.asdict`` deep-copies, for plain values too)."""
+    return dict(vars(tx))
 
 
 def _write(*steps, note: outbox.Staged) -> list[dict]:
@@ -169,7 +174,7 @@ def request_topup(cmd: RequestTopup) -> Result:
             now = utcnow()
             tx = TransactionRecord(new_id(), cmd.user_id, "topup", "pending", cmd.amount, cmd.description,
                                    created_at=now)
-            steps = [(_INSERT_TRANSACTION, asdict(tx))]
+            steps = [(_INSERT_TRANSACTION, _row(tx))]
             if cmd.idempotency_key:
                 steps.append(idempotency.record_step(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
                                                      {"transaction": wire.transaction(tx)}))
@@ -234,7 +239,7 @@ def pay(cmd: MakePayment) -> Result:
                 tx = TransactionRecord(tx_id, cmd.user_id, "payment", "failed", cmd.amount, cmd.description,
                                        cmd.reference, failure_reason="insufficient_balance", processed_at=now,
                                        created_at=now)
-                steps = [(_INSERT_TRANSACTION, asdict(tx))]
+                steps = [(_INSERT_TRANSACTION, _row(tx))]
                 events = [
                     ev.TransactionFailed(cmd.user_id, tx.id, "payment", cmd.amount, "insufficient_balance", now),
                     ev.BalanceInsufficient(cmd.user_id, tx.id, cmd.amount, short.details["current"], now),
@@ -244,7 +249,7 @@ def pay(cmd: MakePayment) -> Result:
                                        cmd.reference, balance_snapshot=applied.balance_after, processed_at=now,
                                        created_at=now)
                 revenue = system_account_id(ledger.PAYMENT_REVENUE, applied.currency)
-                steps = [(_INSERT_TRANSACTION, asdict(tx)),
+                steps = [(_INSERT_TRANSACTION, _row(tx)),
                          *entry_steps(ledger.payment_entry(tx.id, applied.account_id, revenue, cmd.amount), applied,
                                       tx.id, now)]
                 events = [
