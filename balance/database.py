@@ -89,6 +89,8 @@ def install_postgresql_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_conn, record, _proxy):
+        if dbapi_conn.autocommit or dbapi_conn.info.transaction_status != TransactionStatus.IDLE:
+            raise DisconnectionError("pooled connection not clean (autocommit or a transaction left open)")
         if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE:
             return
         try:
@@ -120,26 +122,37 @@ def first_read(statement: Executable, params: dict) -> list:
     trip; a single read needs none, so it runs in autocommit as SQLAlchemy's own ping
     does, and whatever the request does next opens its transaction as usual. As the
     first statement it is also where a database restart shows: SQLAlchemy then
-    invalidates the pool, and the read is tried again on a new connection.
+    invalidates the pool, and the read is tried again on a new connection. If it is
+    not the first after all (a transaction is open), it runs in that transaction and is
+    never retried: a retry would start over without what ran before it.
     """
-    for attempt in (1, 2):
-        conn = db.session.connection()
-        try:
-            if conn.dialect.name != "postgresql":
-                return conn.execute(statement, params).all()
-            driver = conn.connection.driver_connection
-            if driver.autocommit or driver.info.transaction_status != TransactionStatus.IDLE:
-                return conn.execute(statement, params).all()  # not first after all: stay in the transaction
-            driver.autocommit = True
-            try:
-                return conn.execute(statement, params).all()
-            finally:
-                _autocommit_off(driver)
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-            db.session.rollback()
-    raise AssertionError("unreachable")
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        return conn.execute(statement, params).all()
+    if not _nothing_open(conn):
+        return conn.execute(statement, params).all()
+    try:
+        return _autocommit_read(conn, statement, params)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    db.session.rollback()  # nothing ran on the dead connection: nothing is lost
+    conn = db.session.connection()
+    return _autocommit_read(conn, statement, params) if _nothing_open(conn) else conn.execute(statement, params).all()
+
+
+def _nothing_open(conn) -> bool:
+    driver = conn.connection.driver_connection
+    return not driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE
+
+
+def _autocommit_read(conn, statement: Executable, params: dict) -> list:
+    driver = conn.connection.driver_connection
+    driver.autocommit = True
+    try:
+        return conn.execute(statement, params).all()
+    finally:
+        _autocommit_off(driver)
 
 
 @contextmanager
@@ -253,6 +266,9 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
             conn.invalidate(exc)  # as SQLAlchemy does for its own statements: never back into the pool
         raise DBAPIError.instance(";\n".join(shapes), None, exc, type(driver).Error,
                                   connection_invalidated=gone, dialect=conn.dialect) from exc
+    except BaseException as exc:  # interrupted mid-query (a gevent Timeout, a killed greenlet): state unknown
+        conn.invalidate(exc)  # closed, so the server rolls back and frees the rows' locks; never back into the pool
+        raise
     finally:
         _autocommit_off(driver)  # when the batch ended the transaction (COMMIT, or a failed BEGIN)
     if opening:

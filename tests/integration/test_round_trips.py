@@ -178,3 +178,63 @@ def test_an_unauthenticated_request_on_a_dropped_connection_that_sat_idle_succee
     drop_every_connection(postgres_uri)
     monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)
     assert auth.login("idle@example.com").status_code == 200, "the ping found it dead and the pool opened another"
+
+
+class Killed(BaseException):
+    """What gevent raises in a greenlet it kills or times out: not an ``Exception``."""
+
+
+def test_a_change_interrupted_while_its_batch_is_in_flight_leaves_no_lock_and_no_half_change(pg_app, monkeypatch):
+    auth = AuthActions(pg_app.test_client())
+    _, admin = auth.new_admin()
+    _, user = auth.new_user()
+    auth.fund(user, admin, 10)
+    real_wait = psycopg.Connection.wait
+    armed = []
+
+    def interrupted_wait(self, gen, *args, **kwargs):
+        if armed:
+            armed.clear()
+            next(gen)  # the query goes out: the server runs BEGIN and the wallet's UPDATE, and holds its row lock
+            raise Killed
+        return real_wait(self, gen, *args, **kwargs)
+
+    real_execute = psycopg.ClientCursor.execute
+
+    def arming_execute(self, query, *args, **kwargs):
+        if isinstance(query, str) and query.startswith("BEGIN;") and "UPDATE accounts" in query:
+            armed.append(True)
+        return real_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "wait", interrupted_wait)
+    monkeypatch.setattr(psycopg.ClientCursor, "execute", arming_execute)
+    with pytest.raises(Killed):  # the interruption itself propagates, not an error from cleaning up after it
+        auth.client.post("/transactions/payment", json={"amount": 4}, headers=user)
+    monkeypatch.undo()
+
+    paid = auth.client.post("/transactions/payment", json={"amount": 1}, headers=user)  # same wallet row
+    assert paid.status_code == 201, paid.get_json()
+    assert auth.client.get("/balance", headers=user).get_json()["balance"] == 9, "the interrupted payment left nothing"
+
+
+def test_a_pooled_connection_left_in_autocommit_is_never_handed_out(pg_app):
+    """Defence in depth: whatever leaked autocommit into the pool, checkout discards that connection."""
+    auth = AuthActions(pg_app.test_client())
+    _, user = auth.new_user()
+    leaked = []
+
+    def leak(dbapi_conn, _record):  # runs after the app's own check-in hook, as a future bug would
+        if dbapi_conn is not None and not leaked:
+            dbapi_conn.autocommit = True
+            leaked.append(dbapi_conn)
+
+    with pg_app.app_context():
+        event.listen(db.engine, "checkin", leak)
+        with db.engine.connect():
+            pass
+        event.remove(db.engine, "checkin", leak)
+        with db.engine.connect() as conn:
+            handed_out = conn.connection.driver_connection
+            assert handed_out is not leaked[0] and handed_out.autocommit is False
+    assert leaked[0].closed, "the leaky connection was closed, not reused"
+    assert auth.client.get("/balance", headers=user).status_code == 200
