@@ -84,6 +84,15 @@ def event(e) -> tuple[str, dict]:
             "shortfall": to_wire(e.required - e.current),
             "timestamp": timestamp(e.at),
         }
+    if isinstance(e, ev.TransactionCreated):
+        return "transaction_created", {
+            "transactionId": e.transaction_id,
+            "transactionType": e.transaction_type,
+            "amount": to_wire(e.amount),
+            "status": e.status,
+            "description": e.description,
+            "timestamp": timestamp(e.at),
+        }
     if isinstance(e, ev.TopupRequested):
         return "topup_requested", {
             "transactionId": e.transaction_id,

@@ -52,6 +52,19 @@ class BalanceInsufficient:
 
 
 @dataclass(frozen=True)
+class TransactionCreated:
+    """For the user's other tabs: a transaction of theirs now exists (a top-up request awaiting an admin)."""
+
+    user_id: int
+    transaction_id: str
+    transaction_type: str
+    amount: int
+    status: str
+    description: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class TopupRequested:
     """For the admins' live pending list."""
 

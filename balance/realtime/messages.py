@@ -7,9 +7,9 @@
      "events": [{"event": "balance_updated", "data": {...}}, {"event": "transaction_completed", "data": {...}}],
      "admin_events": [{"event": "topup_processed", "data": {...}}]}   # optional, "user" messages only
 
-A change that concerns a user and the admins (an approval) is one message: the
-admins' events ride along in ``admin_events``. A change only the admins see (a new
-top-up request) is an ``admins`` message.
+A change that concerns a user and the admins (an approval, a new top-up request) is
+one message: the admins' events ride along in ``admin_events``. A change only the
+admins see is an ``admins`` message (other publishers may send those).
 
 Anything else on the channel is logged and dropped.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 CHANNEL = "balance:updates"
 
 USER_EVENTS = frozenset(
-    {"balance_updated", "transaction_completed", "transaction_failed", "balance_insufficient"}
+    {"balance_updated", "transaction_completed", "transaction_failed", "balance_insufficient", "transaction_created"}
 )
 ADMIN_EVENTS = frozenset({"topup_requested", "topup_processed"})
 

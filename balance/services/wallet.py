@@ -178,7 +178,8 @@ def request_topup(cmd: RequestTopup) -> Result:
             if cmd.idempotency_key:
                 steps.append(idempotency.record_step(cmd.user_id, cmd.idempotency_key, cmd.fingerprint, tx.id,
                                                      {"transaction": wire.transaction(tx)}))
-            events = [ev.TopupRequested(cmd.user_id, email, tx.id, cmd.amount, cmd.description, now)]
+            events = [ev.TransactionCreated(cmd.user_id, tx.id, "topup", cmd.amount, "pending", cmd.description, now),
+                      ev.TopupRequested(cmd.user_id, email, tx.id, cmd.amount, cmd.description, now)]
             messages = _write(*steps, note=outbox.stage(events))
         return Result(tx, events=events), messages, None
 

@@ -186,6 +186,7 @@
                 change >= 0 ? "success" : "info");
         transactionChanged(d.transactionId);
       },
+      transaction_created: function (d) { transactionChanged(d.transactionId); },  // e.g. a top-up asked in another tab
       transaction_completed: function (d) { transactionChanged(d.transactionId); },
       transaction_failed: function (d) {
         var amount = L.money(L.toMinor(d.amount));

@@ -110,8 +110,8 @@
 
   /* ---- the socket --------------------------------------------------------------------------------- */
 
-  var ONCE_EVENTS = ["transaction_completed", "transaction_failed", "balance_insufficient", "topup_requested",
-                     "topup_processed"];
+  var ONCE_EVENTS = ["transaction_completed", "transaction_failed", "balance_insufficient", "transaction_created",
+                     "topup_requested", "topup_processed"];
 
   function connect(options) {
     var on = options.on || {};

@@ -63,8 +63,8 @@ def test_a_valid_message_from_another_service_reaches_every_tab_of_that_user_and
     for tab in tabs[henry.id]:
         tab.wait_for_seq(2)
         tab.wait_for("transaction_completed")  # the change's second event, sent just after its balance_updated
-        assert tab.names() == ["balance_initial", "transaction_failed", "balance_updated", "balance_updated",
-                               "transaction_completed"], tab.events
+        assert tab.names() == ["balance_initial", "transaction_failed", "transaction_created", "balance_updated",
+                               "transaction_created", "balance_updated", "transaction_completed"], tab.events
         assert tab.of("balance_updated")[0] == change
 
     for tab in tabs[ivy.id]:
@@ -111,7 +111,8 @@ def test_invalid_messages_are_dropped_by_every_worker_and_the_next_valid_change_
     tx = cluster.api.top_up(henry, cluster.admin, 3)
     for tab in tabs[henry.id]:
         tab.wait_for("transaction_completed")
-        assert tab.names() == ["balance_initial", "balance_updated", "transaction_completed"], tab.events
+        assert tab.names() == ["balance_initial", "transaction_created", "balance_updated", "transaction_completed"], \
+            tab.events
         assert tab.of("balance_updated")[0]["transactionId"] == tx["id"]
     eventually(lambda: server.count_logged("dropped an invalid balance:updates message") - dropped_before
                == WORKERS * len(invalid), f"each of the {WORKERS} workers logs each of the {len(invalid)} drops")

@@ -23,6 +23,12 @@ def updated(tx: dict, previous, new, seq: int) -> tuple[str, dict]:
                                "transactionType": tx["type"], "amount": tx["amount"], "seq": seq}
 
 
+def created(tx: dict) -> tuple[str, dict]:
+    """A top-up request: it moves no money, but the user's other tabs list it."""
+    return "transaction_created", {"transactionId": tx["id"], "transactionType": "topup", "amount": tx["amount"],
+                                   "status": "pending"}
+
+
 def completed(tx: dict, new) -> tuple[str, dict]:
     return "transaction_completed", {"transactionId": tx["id"], "transactionType": tx["type"],
                                      "amount": tx["amount"], "status": "success", "newBalance": new}
@@ -58,19 +64,19 @@ def test_every_tab_of_a_user_gets_each_of_its_events_once_in_order_and_no_tab_ge
         expected = {alice.id: [], bob.id: [], carol.id: []}
 
         tx = api.top_up(alice, admin, 100)
-        expected[alice.id] += [updated(tx, 0, 100, 1), completed(tx, 100)]
+        expected[alice.id] += [created(tx), updated(tx, 0, 100, 1), completed(tx, 100)]
         tx = api.top_up(bob, admin, 50)
-        expected[bob.id] += [updated(tx, 0, 50, 1), completed(tx, 50)]
+        expected[bob.id] += [created(tx), updated(tx, 0, 50, 1), completed(tx, 50)]
         tx = api.pay(alice, 30.5)
         expected[alice.id] += [updated(tx, 100, 69.5, 2), completed(tx, 69.5)]
         tx = api.decide(admin, api.request_topup(carol, 20)["id"], approve=False, notes="card declined")
-        expected[carol.id] += [failed(tx, "card declined")]
+        expected[carol.id] += [created(tx), failed(tx, "card declined")]
         tx = api.pay(bob, 80, expect=402)["error"]["transaction"]
         expected[bob.id] += [failed(tx, "insufficient_balance"), insufficient(tx, 80, 50)]
         tx = api.top_up(alice, admin, 5.25)
-        expected[alice.id] += [updated(tx, 69.5, 74.75, 3), completed(tx, 74.75)]
+        expected[alice.id] += [created(tx), updated(tx, 69.5, 74.75, 3), completed(tx, 74.75)]
         tx = api.top_up(carol, admin, 10)
-        expected[carol.id] += [updated(tx, 0, 10, 1), completed(tx, 10)]
+        expected[carol.id] += [created(tx), updated(tx, 0, 10, 1), completed(tx, 10)]
         tx = api.pay(bob, 50)
         expected[bob.id] += [updated(tx, 50, 0, 2), completed(tx, 0)]
 

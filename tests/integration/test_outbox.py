@@ -55,16 +55,20 @@ def test_an_approval_is_one_message_for_the_user_with_the_admins_events_alongsid
     assert [name for name, _ in parsed.admin_events] == ["topup_processed"]
 
 
-def test_a_top_up_request_is_one_message_for_the_admins_only(sent):
+def test_a_top_up_request_is_one_message_for_the_users_other_tabs_and_the_admins(sent):
     user = new_user()
 
     tx_id = request_topup(user, 700)
 
     [message] = sent
-    assert (message["audience"], message["user_id"], message["seq"]) == ("admins", None, None)
-    assert names(message["events"]) == ["topup_requested"] and "admin_events" not in message
-    assert message["events"][0]["data"]["transactionId"] == tx_id
-    assert [r.audience for r in rows()] == ["admins"]
+    assert (message["audience"], message["user_id"], message["seq"]) == ("user", user, None), "no balance moved"
+    assert names(message["events"]) == ["transaction_created"]
+    assert names(message["admin_events"]) == ["topup_requested"]
+    created = message["events"][0]["data"]
+    assert (created["transactionId"], created["transactionType"], created["status"], created["amount"]) == (
+        tx_id, "topup", "pending", 7.0)
+    assert message["admin_events"][0]["data"]["transactionId"] == tx_id
+    assert [r.audience for r in rows()] == ["user"]
 
 
 def test_a_refused_payment_is_one_message_without_a_seq(sent):

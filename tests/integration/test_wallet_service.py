@@ -36,7 +36,7 @@ def test_requesting_a_top_up_records_it_pending_and_moves_no_money(ctx):
     tx = result.transaction
     assert (tx.type, tx.status, tx.amount, tx.description) == ("topup", "pending", 5000, "Test topup")
     assert (tx.balance_snapshot, tx.processed_at, tx.failure_reason) == (None, None, None)
-    assert [type(e) for e in result.events] == [ev.TopupRequested]
+    assert [type(e) for e in result.events] == [ev.TransactionCreated, ev.TopupRequested]
     assert db.session.execute(select(JournalEntry)).first() is None
     assert (balance(user), wallet_row(user).seq) == (0, 0)
 
