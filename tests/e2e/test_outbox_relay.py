@@ -32,7 +32,8 @@ def test_a_change_whose_process_died_before_publishing_reaches_every_tab_once_th
 
         for tab in tabs:
             tab.wait_for("transaction_completed", timeout=10)
-            assert tab.names() == ["balance_initial", "balance_updated", "transaction_completed"], tab.events
+            assert tab.names() == ["balance_initial", "transaction_created", "balance_updated",
+                                   "transaction_completed"], tab.events
             assert tab.of("balance_updated")[0] | {"timestamp": None} == {
                 "newBalance": 25, "previousBalance": 10, "transactionId": pending, "transactionType": "topup",
                 "amount": 15, "seq": 2, "timestamp": None}
@@ -73,13 +74,15 @@ def test_with_publishing_after_commit_off_every_change_arrives_by_the_relay_once
 
         for tab in tabs[frank.id]:
             tab.wait_for("balance_insufficient", timeout=10)
-            assert tab.names() == ["balance_initial"] + ["balance_updated", "transaction_completed"] * 3 + [
+            assert tab.names() == ["balance_initial"] + [
+                "transaction_created", "balance_updated", "transaction_completed"] * 3 + [
                 "transaction_failed", "balance_insufficient"], tab.events
             assert tab.seqs() == [1, 2, 3]
             assert tab.of("transaction_failed")[0]["transactionId"] == short["id"]
         for tab in tabs[gina.id]:
             tab.wait_for("transaction_completed", timeout=10)
-            assert tab.names() == ["balance_initial", "balance_updated", "transaction_completed"], tab.events
+            assert tab.names() == ["balance_initial", "transaction_created", "balance_updated",
+                                   "transaction_completed"], tab.events
 
         eventually(lambda: relay_only.server.count_logged("outbox relay published"), "the relay logs what it published")
         eventually(lambda: query(relay_only.database_url,
