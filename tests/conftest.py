@@ -22,8 +22,10 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_uri(postgres_server_url) -> str:
-    return databases.create_postgres_database(postgres_server_url, f"balance_test_{os.getpid()}")
+def postgres_uri(postgres_server_url):
+    name = f"balance_test_{os.getpid()}"
+    yield databases.create_postgres_database(postgres_server_url, name)
+    databases.drop_postgres_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

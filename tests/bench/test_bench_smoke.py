@@ -20,8 +20,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.mark.multiprocess
-def test_tiny_benchmark_run_delivers_every_event_once_to_every_socket(postgres_server_url, redis_url, tmp_path):
-    database = databases.create_postgres_database(postgres_server_url, f"balance_bench_smoke_{os.getpid()}")
+def test_tiny_benchmark_run_delivers_every_event_once_to_every_socket(postgres_server_url, redis_url, tmp_path,
+                                                                      request):
+    name = f"balance_bench_smoke_{os.getpid()}"
+    database = databases.create_postgres_database(postgres_server_url, name)
+    request.addfinalizer(lambda: databases.drop_postgres_database(postgres_server_url, name))
     # a Redis database of its own: the balance cache of other tests' users (same ids, other seqs) must not leak in
     bench_redis = redis_url.rsplit("/", 1)[0] + "/9" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url
     redis.Redis.from_url(bench_redis).flushdb()

@@ -31,14 +31,16 @@ RELOADS = 30  # a new socket usually goes to the worker that took the last one: 
 def cluster(postgres_server_url, tmp_path_factory):
     """gunicorn, 3 gevent workers, a private Redis and a fresh PostgreSQL database, with an admin made by the CLI."""
     redis = services.RedisServer().start()
+    name = f"balance_browser_{os.getpid()}_mw"
     try:
-        database_url = databases.create_postgres_database(postgres_server_url, f"balance_browser_{os.getpid()}_mw")
+        database_url = databases.create_postgres_database(postgres_server_url, name)
         server = BalanceServer.gunicorn(server_env(database_url, redis.url, workers=WORKERS),
                                         tmp_path_factory.mktemp("multiworker") / "gunicorn.log", workers=WORKERS)
         try:
             yield deploy(server, redis, database_url)
         finally:
             server.stop()
+            databases.drop_postgres_database(postgres_server_url, name)
     finally:
         redis.close()
 

@@ -28,11 +28,15 @@ def _own_redis() -> services.RedisServer:
 def fresh_database(postgres_server_url):
     """A factory of new, migrated PostgreSQL databases on the throwaway server, one per server under test."""
 
-    def make(label: str) -> str:
-        return databases.create_postgres_database(
-            postgres_server_url, f"balance_e2e_{os.getpid()}_{next(_databases)}_{label}")
+    made = []
 
-    return make
+    def make(label: str) -> str:
+        made.append(f"balance_e2e_{os.getpid()}_{next(_databases)}_{label}")
+        return databases.create_postgres_database(postgres_server_url, made[-1])
+
+    yield make
+    for name in made:
+        databases.drop_postgres_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

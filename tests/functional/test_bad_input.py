@@ -32,8 +32,9 @@ def world(request, tmp_path_factory):
         uri = databases.copy_sqlite(request.getfixturevalue("sqlite_template_path"),
                                     str(tmp_path_factory.mktemp("bad-input") / "db.sqlite3"))
     else:
-        uri = databases.create_postgres_database(request.getfixturevalue("postgres_server_url"),
-                                                 f"balance_bad_input_{os.getpid()}")
+        server, name = request.getfixturevalue("postgres_server_url"), f"balance_bad_input_{os.getpid()}"
+        uri = databases.create_postgres_database(server, name)
+        request.addfinalizer(lambda: databases.drop_postgres_database(server, name))
     app = databases.make_app(uri)
     client = app.test_client()
     auth = AuthActions(client)

@@ -50,13 +50,25 @@ def sqlalchemy_url(url: str) -> str:
 def create_postgres_database(server_url: str, name: str) -> str:
     """(Re)create database ``name`` on the server and return its SQLAlchemy URL, migrated."""
     url = make_url(sqlalchemy_url(server_url))
-    admin = url.set(drivername="postgresql", database=url.database or "postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+    with _server(server_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     uri = url.set(database=name).render_as_string(hide_password=False)
     migrate(uri)
     return uri
+
+
+def drop_postgres_database(server_url: str, name: str) -> None:
+    """Drop what ``create_postgres_database`` made, at the end of its fixture: a server given in
+    ``TEST_DATABASE_URL`` keeps no test databases."""
+    with _server(server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _server(server_url: str) -> psycopg.Connection:
+    url = make_url(sqlalchemy_url(server_url))
+    admin = url.set(drivername="postgresql", database=url.database or "postgres")
+    return psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True)
 
 
 def empty_postgres(uri: str) -> None:
