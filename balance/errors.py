@@ -12,6 +12,7 @@ from flask import redirect, render_template, request
 from flask_jwt_extended import unset_jwt_cookies
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .domain import errors as e
@@ -93,6 +94,17 @@ def init_app(app) -> None:
     def _unexpected(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return respond(500, "internal_error", "something went wrong on our side")
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError):
+        """A connection the database dropped (a restart): the pool has already let go of every connection of that
+        age (SQLAlchemy invalidates it on a disconnect), so trying again works. The transaction was rolled back
+        unless the connection died with its COMMIT on the way: clients retry changes with their idempotency key."""
+        if not error.connection_invalidated:
+            return _unexpected(error)
+        log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
+        page, status = respond(503, "database_unavailable", "the database connection was lost; please try again")
+        return page, status, {"Retry-After": "1"}
 
     def _unauthorized(message: str):
         if wants_html():

@@ -171,6 +171,19 @@ def test_after_the_database_drops_every_connection_the_next_request_still_succee
     assert auth.client.post("/transactions/payment", json={"amount": 1}, headers=user).status_code == 201
 
 
+def test_an_unauthenticated_request_on_a_connection_dropped_a_moment_ago_is_told_to_try_again_and_then_works(
+        pg_app, postgres_uri, monkeypatch):
+    monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)  # as if the database restarted within the last second
+    auth = AuthActions(pg_app.test_client())
+    assert auth.register("moment@example.com").status_code == 201
+    drop_every_connection(postgres_uri)
+
+    refused = auth.login("moment@example.com")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["error"]["code"] == "database_unavailable"
+    assert auth.login("moment@example.com").status_code == 200, "the pool let go of the dead connections"
+
+
 def test_an_unauthenticated_request_on_a_dropped_connection_that_sat_idle_succeeds(pg_app, postgres_uri, monkeypatch):
     auth = AuthActions(pg_app.test_client())
     reply = auth.register("idle@example.com")
