@@ -137,8 +137,7 @@ def first_read(statement: Executable, params: dict) -> list:
         if not exc.connection_invalidated:
             raise
     db.session.rollback()  # nothing ran on the dead connection: nothing is lost
-    conn = db.session.connection()
-    return _autocommit_read(conn, statement, params) if _nothing_open(conn) else conn.execute(statement, params).all()
+    return _autocommit_read(db.session.connection(), statement, params)  # checkout hands out only clean ones
 
 
 def _nothing_open(conn) -> bool:
@@ -242,14 +241,15 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     if commit and _unflushed(db.session):
         raise RuntimeError("ORM changes pending in the session would miss the change's commit")
     driver = conn.connection.driver_connection
-    binder = ClientCursor(driver)  # psycopg's own adapters and quoting, client-side: no placeholders left
+    cursor = ClientCursor(driver)  # psycopg's own adapters and quoting, client-side: no placeholders left
     parts, shapes = [], []
     for statement, params in steps:
         compiled = _compile(statement, conn.dialect, params)
         shapes.append(compiled.string)
-        parts.append(binder.mogrify(compiled.string, _values(compiled.construct_params(params))))
-    opening = driver.info.transaction_status == TransactionStatus.IDLE and db.session.info.get(_MAY_OPEN, False)
-    if driver.autocommit and not opening and driver.info.transaction_status == TransactionStatus.IDLE:
+        parts.append(cursor.mogrify(compiled.string, _values(compiled.construct_params(params))))
+    idle = driver.info.transaction_status == TransactionStatus.IDLE
+    opening = idle and db.session.info.get(_MAY_OPEN, False)
+    if idle and driver.autocommit and not opening:
         raise RuntimeError("autocommit left on outside a transaction: the batch would not be atomic with the rest")
     if opening:
         parts.insert(0, "BEGIN")
@@ -257,7 +257,6 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
     if commit:
         parts.append("COMMIT")
     sql = ";\n".join(parts)
-    cursor = ClientCursor(driver)
     try:
         cursor.execute(sql)  # one simple-protocol query holding every statement: one round trip, one wait
     except driver.Error as exc:  # psycopg's own error: give callers what SQLAlchemy would have raised
