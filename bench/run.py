@@ -91,25 +91,8 @@ class Run:
     # -- services ---------------------------------------------------------------------------
 
     def services(self) -> tuple[str, str]:
-        a = self.args
-        if a.database_url:
-            uri = databases.sqlalchemy_url(a.database_url)
-            databases.migrate(uri)
-        else:
-            pg = services.PostgresServer().start()
-            self.cleanup.append(pg.close)
-            renice(_postmaster(pg), self.args.nice)
-            uri = databases.create_postgres_database(pg.url, "balance_bench")
-            postmaster = _postmaster(pg)
-            self.groups["postgres"] = lambda: [postmaster]
-        if a.redis_url:
-            redis_url = a.redis_url
-        else:
-            rs = services.RedisServer().start()
-            self.cleanup.append(rs.close)
-            redis_url = rs.url
-            renice(rs.proc.pid, self.args.nice)
-            self.groups["redis"] = lambda: [rs.proc.pid]
+        uri, redis_url, groups = start_services(self.args.database_url, self.args.redis_url, self.cleanup, self.args.nice)
+        self.groups.update(groups)
         return uri, redis_url
 
     # -- load generator processes ---------------------------------------------------------------
@@ -301,6 +284,32 @@ class Run:
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 self.log(f"cleanup: {exc!r}")
+
+
+def start_services(database_url: str | None, redis_url: str | None, cleanup: list, nice: int = 0):
+    """The given PostgreSQL database (migrated) and Redis, or throwaway servers; their stops go on ``cleanup``.
+
+    Returns the SQLAlchemy database URI, the Redis URL and, for the CPU sampler, the
+    process groups of the servers started here.
+    """
+    groups = {}
+    if database_url:
+        uri = databases.sqlalchemy_url(database_url)
+        databases.migrate(uri)
+    else:
+        pg = services.PostgresServer().start()
+        cleanup.append(pg.close)
+        postmaster = _postmaster(pg)
+        renice(postmaster, nice)
+        uri = databases.create_postgres_database(pg.url, "balance_bench")
+        groups["postgres"] = lambda: [postmaster]
+    if not redis_url:
+        rs = services.RedisServer().start()
+        cleanup.append(rs.close)
+        redis_url = rs.url
+        renice(rs.proc.pid, nice)
+        groups["redis"] = lambda: [rs.proc.pid]
+    return uri, redis_url, groups
 
 
 def _postmaster(pg) -> int:

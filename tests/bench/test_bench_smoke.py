@@ -19,15 +19,21 @@ from tests.support import databases
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def own_redis_database(redis_url: str) -> str:
+    """A Redis database of the benchmark's own, emptied: the balance cache of other tests' users (same ids, other
+    seqs) must not leak into a run, nor a run's into theirs."""
+    url = redis_url.rsplit("/", 1)[0] + "/9" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 @pytest.mark.multiprocess
 def test_tiny_benchmark_run_delivers_every_event_once_to_every_socket(postgres_server_url, redis_url, tmp_path,
                                                                       request):
     name = f"balance_bench_smoke_{os.getpid()}"
     database = databases.create_postgres_database(postgres_server_url, name)
     request.addfinalizer(lambda: databases.drop_postgres_database(postgres_server_url, name))
-    # a Redis database of its own: the balance cache of other tests' users (same ids, other seqs) must not leak in
-    bench_redis = redis_url.rsplit("/", 1)[0] + "/9" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url
-    redis.Redis.from_url(bench_redis).flushdb()
+    bench_redis = own_redis_database(redis_url)
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "run.py"), "--users", "2", "--sockets-per-user", "2",
          "--rate", "5", "--duration", "4", "--drain", "1", "--workers", "2",
@@ -45,3 +51,22 @@ def test_tiny_benchmark_run_delivers_every_event_once_to_every_socket(postgres_s
     assert d["duplicates"] == 0 and d["strays"] == 0 and d["out_of_order"] == 0
     assert d["latency_ms"]["p50"] is not None
     assert "| delivered / expected | 40 / 40 (100.000 %) |" in run.stdout
+
+
+@pytest.mark.multiprocess
+def test_the_floor_measures_every_kind_of_request_alone(postgres_server_url, redis_url, tmp_path, request):
+    name = f"balance_floor_smoke_{os.getpid()}"
+    database = databases.create_postgres_database(postgres_server_url, name)
+    request.addfinalizer(lambda: databases.drop_postgres_database(postgres_server_url, name))
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "floor.py"), "--requests", "5", "--pause", "0",
+         "--database-url", database, "--redis-url", own_redis_database(redis_url), "--results", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr[-4000:]
+    (path,) = glob.glob(str(tmp_path / "*-floor.json"))
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    assert [r["kind"] for r in rows] == ["GET /healthz", "GET /balance", "payment", "top-up approval"]
+    assert all(r["requests"] == 5 and r["latency_ms"]["count"] == 5 and r["worker_cpu_ms"] >= 0 for r in rows)
+    assert "| payment |" in run.stdout
