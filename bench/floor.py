@@ -110,14 +110,15 @@ def execute(a) -> dict:
         finally:
             conn.close()
         return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-                "python_speed_ms": round(speed, 1), "server": gunicorn.cmd, "rows": rows}
+                "python_speed_ms": round(speed, 1), "pause_ms": a.pause, "server": gunicorn.cmd, "rows": rows}
     finally:
         for fn in reversed(cleanup):
             fn()
 
 
 def markdown(result: dict) -> str:
-    lines = [f"**One request at a time, one gunicorn gevent worker (Python speed check {result['python_speed_ms']} ms)**",
+    lines = [f"**One request at a time, {result['pause_ms']:g} ms apart, one gunicorn gevent worker "
+             f"(Python speed check {result['python_speed_ms']} ms)**",
              "", "| request | worker CPU per request (ms) | latency p50 / p90 / p99 (ms) |", "|---|---:|---|"]
     for r in result["rows"]:
         lat = r["latency_ms"]
