@@ -214,6 +214,10 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
                     gateway.stats["invalid"] += 1
                     log.warning("dropped an invalid balance:updates message: %s", exc)
                     continue
+                if msg.skipped:
+                    gateway.stats["unknown_events_skipped"] += len(msg.skipped)
+                    log.warning("skipped event(s) this worker does not know (%s); delivered the rest of the message",
+                                ", ".join(msg.skipped))
                 with app.app_context():
                     gateway.deliver(msg)
         except redis.RedisError as exc:

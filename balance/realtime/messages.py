@@ -11,7 +11,12 @@ A change that concerns a user and the admins (an approval, a new top-up request)
 one message: the admins' events ride along in ``admin_events``. A change only the
 admins see is an ``admins`` message (other publishers may send those).
 
-Anything else on the channel is logged and dropped.
+Anything else on the channel is logged and dropped, with one exception: an event whose
+name this server does not know at all (neither a user's nor the admins') is skipped and
+the message's other events are delivered, so that during a rolling deploy the workers
+still on older code deliver what they can of a message from newer code instead of
+dropping all of it. A known name in the wrong list is still an error, and so is a
+message with no event this server knows.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class Message:
     seq: int | None
     events: tuple[tuple[str, dict], ...]
     admin_events: tuple[tuple[str, dict], ...] = ()
+    skipped: tuple[str, ...] = ()  # event names this server does not know, left out
 
 
 def _int(value, name: str, *, optional: bool) -> int | None:
@@ -68,7 +74,9 @@ def parse(raw: str | bytes | dict) -> Message:
     events = raw.get("events")
     if not isinstance(events, list) or not events:
         raise InvalidMessage("events must be a non-empty list")
-    parsed = _events(events, allowed)
+    parsed, skipped = _events(events, allowed)
+    if not parsed:
+        raise InvalidMessage(f"no event among {sorted(allowed)}")
     for name, data in parsed:
         if name == "balance_updated" and (seq is None or data.get("seq") != seq):
             raise InvalidMessage("balance_updated needs the message's seq, also in its data")
@@ -77,14 +85,22 @@ def parse(raw: str | bytes | dict) -> Message:
         for_admins = []
     if not isinstance(for_admins, list) or (for_admins and audience != "user"):
         raise InvalidMessage("admin_events must be a list, and only in a 'user' message")
+    parsed_for_admins, skipped_for_admins = _events(for_admins, ADMIN_EVENTS)
     return Message(_int(raw.get("id"), "id", optional=True), audience, user_id, seq, parsed,
-                   _events(for_admins, ADMIN_EVENTS))
+                   parsed_for_admins, skipped + skipped_for_admins)
 
 
-def _events(items: list, allowed: frozenset) -> tuple[tuple[str, dict], ...]:
-    parsed = []
+def _events(items: list, allowed: frozenset) -> tuple[tuple[tuple[str, dict], ...], tuple[str, ...]]:
+    """The events among ``allowed``, and the names of those unknown to this server (skipped)."""
+    parsed, skipped = [], []
     for item in items:
-        if not isinstance(item, dict) or item.get("event") not in allowed or not isinstance(item.get("data"), dict):
-            raise InvalidMessage(f"each event needs an 'event' among {sorted(allowed)} and a 'data' object")
-        parsed.append((item["event"], item["data"]))
-    return tuple(parsed)
+        name = item.get("event") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not isinstance(item.get("data"), dict):
+            raise InvalidMessage("each event needs an 'event' name and a 'data' object")
+        if name in allowed:
+            parsed.append((name, item["data"]))
+        elif name in USER_EVENTS or name in ADMIN_EVENTS:
+            raise InvalidMessage(f"{name} does not belong in this list of events (allowed: {sorted(allowed)})")
+        else:
+            skipped.append(name)
+    return tuple(parsed), tuple(skipped)

@@ -116,3 +116,25 @@ def test_invalid_messages_are_dropped_by_every_worker_and_the_next_valid_change_
         assert tab.of("balance_updated")[0]["transactionId"] == tx["id"]
     eventually(lambda: server.count_logged("dropped an invalid balance:updates message") - dropped_before
                == WORKERS * len(invalid), f"each of the {WORKERS} workers logs each of the {len(invalid)} drops")
+
+
+def test_an_event_unknown_to_the_workers_is_skipped_and_the_rest_of_its_message_still_arrives(cluster, publisher,
+                                                                                              two_users):
+    """What a worker still on older code does with a message from newer code during a rolling deploy."""
+    henry, ivy, tabs = two_users
+    server = cluster.server
+    skipped_before = server.count_logged("skipped event(s) this worker does not know (loyalty_points_earned)")
+    notice = {"transactionId": "booking-43", "transactionType": "payment", "amount": 5,
+              "reason": "card declined", "timestamp": "2030-01-01T00:00:00.000Z"}
+    message = {"audience": "user", "user_id": henry.id, "seq": None,
+               "events": [{"event": "loyalty_points_earned", "data": {"points": 3}},
+                          {"event": "transaction_failed", "data": notice}]}
+    assert publisher.publish(CHANNEL, json.dumps(message)) == WORKERS
+
+    for tab in tabs[henry.id]:
+        tab.wait_for("transaction_failed")
+        assert tab.events[1:] == [("transaction_failed", notice)]
+    eventually(lambda: server.count_logged("skipped event(s) this worker does not know (loyalty_points_earned)")
+               - skipped_before == WORKERS, "each worker logs what it skipped")
+    for tab in tabs[ivy.id]:
+        assert tab.names() == ["balance_initial"]

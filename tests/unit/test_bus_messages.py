@@ -34,3 +34,33 @@ def test_admin_events_are_optional(admin_events):
 def test_a_message_with_misplaced_admin_events_is_refused(raw, why):
     with pytest.raises(InvalidMessage):
         parse(raw)
+
+
+COMPLETED = {"event": "transaction_completed", "data": {"transactionId": "t"}}
+FROM_NEWER_CODE = {"event": "loyalty_points_earned", "data": {"points": 3}}
+
+
+def test_an_event_this_server_does_not_know_is_skipped_and_the_rest_of_the_message_delivered():
+    """A rolling deploy: workers on older code deliver what they know of a message from newer code."""
+    parsed = parse(message(events=[UPDATED, FROM_NEWER_CODE, COMPLETED],
+                           admin_events=[{"event": "topup_digest", "data": {}}, PROCESSED]))
+    assert parsed.events == (("balance_updated", UPDATED["data"]), ("transaction_completed", COMPLETED["data"]))
+    assert parsed.admin_events == (("topup_processed", PROCESSED["data"]),)
+    assert parsed.skipped == ("loyalty_points_earned", "topup_digest")
+
+
+def test_a_message_of_known_events_skips_nothing():
+    assert parse(message()).skipped == ()
+
+
+@pytest.mark.parametrize("raw, why", [
+    (message(events=[FROM_NEWER_CODE]), "no event this server knows: nothing to deliver"),
+    (message(events=[UPDATED, {"event": "topup_requested", "data": {}}]), "a known admins' event among the user's"),
+    (message(events=[UPDATED, {"event": 7, "data": {}}]), "an event name that is not a string"),
+    (message(events=[UPDATED, {"event": "loyalty_points_earned"}]), "an unknown event without a data object"),
+    (message(events=[UPDATED, "loyalty_points_earned"]), "an event that is not an object"),
+    ({"audience": "admins", "events": [FROM_NEWER_CODE]}, "an admins message with no event this server knows"),
+])
+def test_a_message_is_still_refused_when_skipping_would_hide_a_mistake(raw, why):
+    with pytest.raises(InvalidMessage):
+        parse(raw)
