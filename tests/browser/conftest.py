@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 
+import jwt
 import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -29,6 +31,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 PASSWORD = "password123"
+JWT_SECRET = "browser-test-jwt-secret-0123456789"
 
 _numbers = itertools.count(1)
 
@@ -55,7 +58,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update({
             "PYTHONPATH": ROOT, "PORT": str(self.port), "DATABASE_URL": self.database_uri, "BALANCE_ENV": "testing",
-            "SECRET_KEY": "browser-test-secret-key-0123456789", "JWT_SECRET": "browser-test-jwt-secret-0123456789",
+            "SECRET_KEY": "browser-test-secret-key-0123456789", "JWT_SECRET": JWT_SECRET,
             "LOGIN_RATE_LIMIT": "10000 per minute", "LOG_LEVEL": "WARNING",
         })
         self._log = open(self.log_path, "ab")
@@ -143,6 +146,14 @@ class Site:
 
     def fund(self, person: Person, admin: Person, amount) -> None:
         assert self.decide(admin, self.request_topup(person, amount)).status_code == 200
+
+    @staticmethod
+    def ended_login(person: Person, csrf: str) -> str:
+        """The login cookie of a page served an hour ago (its forms carry ``csrf``), now expired."""
+        now = int(time.time())
+        claims = {"sub": str(person.id), "type": "access", "fresh": False, "jti": str(uuid.uuid4()), "csrf": csrf,
+                  "iat": now - 3605, "nbf": now - 3605, "exp": now - 5}
+        return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
     def balance(self, person: Person):
         return self.api("GET", "/balance", person).json()["balance"]

@@ -154,3 +154,31 @@ def test_a_request_that_arrives_while_the_page_checks_the_list_stays_pending(sit
     expect(queue.locator("tr.pending-row", has_text="Decided before the check").locator("[data-row-status]")) \
         .to_have_text("Approved just now by an admin")
     expect(queue.locator("#pending-count")).to_have_text("1")
+
+
+def test_an_approval_clicked_after_the_login_ended_does_nothing_and_the_admin_is_brought_back_to_the_queue(site):
+    """The queue was left open past the hour a login lasts: the click is not carried out, and the admin is told."""
+    admin, alice = site.admin(), site.user("alice")
+    site.request_topup(alice, 20, "Left open over lunch")
+    queue = live(site.page_for(admin, "/admin/topups"))
+    row = queue.locator("tr.pending-row", has_text="Left open over lunch")
+    form_csrf = row.locator('input[name="csrf_token"]').get_attribute("value")
+    queue.context.add_cookies([{"name": "balance_access", "value": site.ended_login(admin, form_csrf),
+                                "url": site.server.url, "httpOnly": True, "sameSite": "Lax"}])
+
+    row.get_by_role("button", name="Approve").click()
+    row.get_by_role("button", name="Yes, approve").click()
+    queue.wait_for_url("**/login?next=%2Fadmin%2Ftopups")
+    expect(queue.locator(".flash")).to_have_text(
+        "Your login had ended before that form was sent, so nothing was done. Log in and send it again.")
+    assert site.balance(alice) == 0
+
+    queue.get_by_label("Email").fill(admin.email)
+    queue.get_by_label("Password").fill(admin.password)
+    queue.get_by_role("button", name="Log in").click()
+    queue.wait_for_url("**/admin/topups")
+    again = queue.locator("tr.pending-row", has_text="Left open over lunch")
+    again.get_by_role("button", name="Approve").click()
+    again.get_by_role("button", name="Yes, approve").click()
+    expect(queue.locator(".flash-success")).to_have_text(f"Approved $20.00 for {alice.email}.")
+    assert site.balance(alice) == 20

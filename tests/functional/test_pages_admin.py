@@ -196,3 +196,32 @@ def test_a_browser_gets_error_pages_in_the_sites_look_and_nothing_leaks(app, cli
     broken = client.get("/pages-explode", headers=HTML)
     page = broken.get_data(as_text=True)
     assert broken.status_code == 500 and "Something went wrong" in page and "hunter2" not in page
+
+
+def test_an_approval_sent_after_the_login_ended_does_nothing_and_leads_back_to_the_queue(app, client, world):
+    """The queue was left open past the hour the login lasts; the click must not be lost silently, nor count."""
+    from datetime import timedelta
+
+    from flask_jwt_extended import create_access_token, decode_token
+
+    with app.app_context():  # the cookie the open page was served with, now past its hour
+        ended = create_access_token(str(world["admin_id"]), expires_delta=timedelta(seconds=-5))
+        form_token = decode_token(ended, allow_expired=True)["csrf"]
+    client.set_cookie("balance_access", ended)
+    reply = client.post(f"/admin/topups/{world['pending']}/decide",
+                        data={"decision": "approve", "confirmed": "yes", "csrf_token": form_token},
+                        headers=dict(HTML, Referer="http://localhost/admin/topups"))
+    assert (reply.status_code, reply.headers.get("Location")) == (303, "/login?next=%2Fadmin%2Ftopups")
+    assert balance(client, world["user"]) == 0
+
+    login_page = client.get(reply.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "so nothing was done. Log in and send it again." in login_page
+    token = TOKEN.search(login_page).group(1)
+    back = client.post("/login", data={"email": "first@example.com", "password": "admin-password-1",
+                                       "csrf_token": token, "next": "/admin/topups"}, headers=HTML)
+    assert back.headers["Location"] == "/admin/topups"
+    queue = client.get("/admin/topups", headers=HTML).get_data(as_text=True)
+    assert f'data-tx-id="{world["pending"]}"' in queue, "still pending, to be approved again"
+    world["csrf"] = TOKEN.search(queue).group(1)
+    assert decide(client, world).status_code == 303
+    assert balance(client, world["user"]) == 50

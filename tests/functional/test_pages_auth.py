@@ -36,10 +36,37 @@ def test_a_visitor_is_sent_to_log_in_and_back_afterwards(client, path):
     assert unquote(location.split("next=", 1)[1]) == path
 
 
-@pytest.mark.parametrize("path", ["/topup", "/book", "/logout", "/admin/topups/x/decide"])
-def test_a_visitor_posting_a_form_is_sent_to_log_in_without_a_way_back(client, path):
-    reply = client.post(path, data={"amount": "5"}, headers=HTML)
+LOGIN_ENDED = "Your login had ended before that form was sent, so nothing was done. Log in and send it again."
+
+
+@pytest.mark.parametrize("path, referrer", [
+    ("/topup", "http://localhost/"),
+    ("/book", "http://localhost/?cursor=abc"),
+    ("/admin/topups/x/decide", "http://localhost/admin/topups"),
+    ("/logout", "http://localhost/admin/users/1"),
+])
+def test_a_form_posted_without_a_login_is_not_carried_out_and_leads_back_to_its_page_after_logging_in(
+        client, path, referrer):
+    reply = client.post(path, data={"amount": "5"}, headers=dict(HTML, Referer=referrer))
+    assert reply.status_code == 303
+    back = referrer.removeprefix("http://localhost")
+    assert unquote(reply.headers["Location"].split("next=", 1)[1]) == back
+    assert LOGIN_ENDED in client.get(reply.headers["Location"], headers=HTML).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("referrer", [
+    None,
+    "http://evil.example/admin/topups",
+    "https://localhost.evil.example/",
+    "javascript://localhost/%0aalert(1)",
+    "http://localhost//evil.example/",
+    "not a url",
+])
+def test_a_form_posted_without_a_login_from_no_page_of_this_site_leads_to_the_plain_login(client, referrer):
+    headers = dict(HTML, Referer=referrer) if referrer else HTML
+    reply = client.post("/topup", data={"amount": "5"}, headers=headers)
     assert (reply.status_code, reply.headers["Location"]) == (303, "/login")
+    assert LOGIN_ENDED in client.get("/login", headers=HTML).get_data(as_text=True)
 
 
 def test_the_api_still_answers_json_401_to_a_browser(client):
