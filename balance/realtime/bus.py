@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import OutboxEvent, utcnow
 from ..services import snapshots
 from ..services.outbox import message
-from .messages import CHANNEL, InvalidMessage, parse
+from .messages import CHANNEL, InvalidMessage, Message, parse
 
 log = logging.getLogger("BalanceGateway")
 
@@ -179,9 +179,27 @@ def replay_outbox_since(gateway, since) -> int:
         select(OutboxEvent).where(OutboxEvent.created_at >= since).order_by(OutboxEvent.id).limit(REPLAY_LIMIT)
     ).scalars().all()
     for row in rows:
-        gateway.deliver(parse(message(row)))
+        msg = accepted(gateway, message(row))
+        if msg is not None:
+            gateway.deliver(msg)
     db.session.rollback()
     return len(rows)
+
+
+def accepted(gateway, raw) -> Message | None:
+    """``raw`` parsed, or None (logged and counted) when it is invalid; events this worker does not know are
+    logged and counted too. The one gate for what the listener and the outbox replay hand to the gateway."""
+    try:
+        msg = parse(raw)
+    except InvalidMessage as exc:
+        gateway.stats["invalid"] += 1
+        log.warning("dropped an invalid balance:updates message: %s", exc)
+        return None
+    if msg.skipped:
+        gateway.stats["unknown_events_skipped"] += len(msg.skipped)
+        log.warning("skipped event(s) this worker does not know (%s); delivered the rest of the message",
+                    ", ".join(msg.skipped))
+    return msg
 
 
 REPLAY_LIMIT = 10000
@@ -208,16 +226,9 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             for item in pubsub.listen():
                 if item.get("type") != "message":
                     continue
-                try:
-                    msg = parse(item["data"])
-                except InvalidMessage as exc:
-                    gateway.stats["invalid"] += 1
-                    log.warning("dropped an invalid balance:updates message: %s", exc)
+                msg = accepted(gateway, item["data"])
+                if msg is None:
                     continue
-                if msg.skipped:
-                    gateway.stats["unknown_events_skipped"] += len(msg.skipped)
-                    log.warning("skipped event(s) this worker does not know (%s); delivered the rest of the message",
-                                ", ".join(msg.skipped))
                 with app.app_context():
                     gateway.deliver(msg)
         except redis.RedisError as exc:

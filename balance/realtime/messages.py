@@ -16,7 +16,8 @@ name this server does not know at all (neither a user's nor the admins') is skip
 the message's other events are delivered, so that during a rolling deploy the workers
 still on older code deliver what they can of a message from newer code instead of
 dropping all of it. A known name in the wrong list is still an error, and so is a
-message with no event this server knows.
+message with no event this server knows, or one with a ``seq`` whose ``balance_updated``
+is not among them (a socket would take that seq and miss the change).
 """
 from __future__ import annotations
 
@@ -75,17 +76,21 @@ def parse(raw: str | bytes | dict) -> Message:
     if not isinstance(events, list) or not events:
         raise InvalidMessage("events must be a non-empty list")
     parsed, skipped = _events(events, allowed)
-    if not parsed:
-        raise InvalidMessage(f"no event among {sorted(allowed)}")
+    names = [name for name, _ in parsed]
     for name, data in parsed:
         if name == "balance_updated" and (seq is None or data.get("seq") != seq):
             raise InvalidMessage("balance_updated needs the message's seq, also in its data")
+    if seq is not None and "balance_updated" not in names:
+        # a socket takes the message's seq as its own: without the update it would skip a change unnoticed
+        raise InvalidMessage("a message with a seq must carry its balance_updated")
     for_admins = raw.get("admin_events")
     if for_admins is None:
         for_admins = []
     if not isinstance(for_admins, list) or (for_admins and audience != "user"):
         raise InvalidMessage("admin_events must be a list, and only in a 'user' message")
     parsed_for_admins, skipped_for_admins = _events(for_admins, ADMIN_EVENTS)
+    if not parsed and not parsed_for_admins:
+        raise InvalidMessage(f"no event among {sorted(allowed | ADMIN_EVENTS)}")
     return Message(_int(raw.get("id"), "id", optional=True), audience, user_id, seq, parsed,
                    parsed_for_admins, skipped + skipped_for_admins)
 

@@ -95,3 +95,37 @@ def test_a_row_written_as_a_bare_list_of_events_is_still_read_by_the_relay(ctx):
 
     assert message["events"] == events and "admin_events" not in message
     assert parse(message).events == (("transaction_failed", events[0]["data"]),)
+
+
+class RecordingGateway:
+    def __init__(self):
+        self.stats = {"invalid": 0, "unknown_events_skipped": 0}
+        self.delivered = []
+
+    def deliver(self, message):
+        self.delivered.append(message)
+
+
+def test_the_outbox_replay_passes_over_a_row_from_newer_code_and_delivers_the_rest(ctx):
+    """A worker catching up after a lost subscription must not stop at a row it cannot read (and retry it forever)."""
+    from datetime import timedelta
+
+    from balance.realtime.bus import replay_outbox_since
+
+    user = new_user()
+    since = utcnow() - timedelta(seconds=1)
+    unknown = {"events": [{"event": "loyalty_points_earned", "data": {"points": 3}}], "admin_events": []}
+    mixed = {"events": [{"event": "loyalty_points_earned", "data": {}},
+                        {"event": "transaction_failed", "data": {"transactionId": "t", "reason": "x"}}],
+             "admin_events": [{"event": "topup_requested", "data": {"transactionId": "t"}}]}
+    for payload in (unknown, mixed):
+        db.session.add(OutboxEvent(audience="user", user_id=user, seq=None, payload=json.dumps(payload),
+                                   created_at=utcnow()))
+    db.session.commit()
+    request_topup(user, 500)  # a change of this code, after them
+
+    gateway = RecordingGateway()
+    assert replay_outbox_since(gateway, since) == 3
+    assert [m.events for m in gateway.delivered][0] == (("transaction_failed", {"transactionId": "t", "reason": "x"}),)
+    assert [name for name, _ in gateway.delivered[1].events] == ["transaction_created"]
+    assert gateway.stats == {"invalid": 1, "unknown_events_skipped": 1}

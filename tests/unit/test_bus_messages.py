@@ -53,8 +53,16 @@ def test_a_message_of_known_events_skips_nothing():
     assert parse(message()).skipped == ()
 
 
+def test_a_users_message_of_unknown_events_still_brings_the_admins_theirs():
+    parsed = parse(message(seq=None, events=[FROM_NEWER_CODE], admin_events=[PROCESSED]))
+    assert parsed.events == () and parsed.admin_events == (("topup_processed", PROCESSED["data"]),)
+
+
 @pytest.mark.parametrize("raw, why", [
-    (message(events=[FROM_NEWER_CODE]), "no event this server knows: nothing to deliver"),
+    (message(seq=None, events=[FROM_NEWER_CODE]), "no event this server knows: nothing to deliver"),
+    (message(events=[FROM_NEWER_CODE, COMPLETED]), "a seq without its balance_updated (renamed by newer code?): "
+                                                   "the socket would take the seq and miss the change"),
+    (message(events=[COMPLETED]), "a seq without a balance_updated at all"),
     (message(events=[UPDATED, {"event": "topup_requested", "data": {}}]), "a known admins' event among the user's"),
     (message(events=[UPDATED, {"event": 7, "data": {}}]), "an event name that is not a string"),
     (message(events=[UPDATED, {"event": "loyalty_points_earned"}]), "an unknown event without a data object"),
