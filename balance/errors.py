@@ -6,10 +6,8 @@ answered with a generic 500 that leaks nothing.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote, urlsplit
 
-from flask import flash, redirect, render_template, request
-from flask_jwt_extended import unset_jwt_cookies
+from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
@@ -17,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .domain import errors as e
 from .extensions import jwt
-from .pages.auth_pages import safe_next
+from .pages.return_path import to_login
 
 log = logging.getLogger(__name__)
 
@@ -62,36 +60,6 @@ def respond(status: int, code: str, message: str, fields: dict | None = None, **
     if wants_html():
         return render_template("error.html", status=status, code=code, message=message), status
     return body(code, message, fields, **extra), status
-
-
-LOGIN_ENDED = "Your login had ended before that form was sent, so nothing was done. Log in and send it again."
-
-
-def to_login():
-    """A browser without a usable login goes to log in, then back; a stale cookie is dropped.
-
-    After a GET it comes back to the same address. A form posted after the login ended
-    (it lasts an hour; a page left open longer) was not carried out: the user is told
-    so, and comes back to the page the form was on (this site's ``Referer``), to send it
-    again, rather than to a form address that shows nothing.
-    """
-    back = None
-    if request.method == "GET" and request.path != "/login":
-        back = request.full_path.rstrip("?")
-    elif request.method != "GET":
-        back = _referring_page()
-        flash(LOGIN_ENDED, "info")
-    response = redirect("/login" + ("?next=" + quote(back, safe="") if back else ""), 303)
-    unset_jwt_cookies(response)
-    return response
-
-
-def _referring_page() -> str | None:
-    """The path of the page that sent this request, if it is one of this site's."""
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc != request.host or referrer.scheme not in ("http", "https"):
-        return None
-    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
 def init_app(app) -> None:

@@ -14,25 +14,13 @@ from ..extensions import limiter
 from ..services import accounts
 from . import csrf, forms
 from .guard import login_required
+from .return_path import safe_next
 
 bp = Blueprint("auth_pages", __name__)
 
 
 def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only a path on this site, so the log-in form cannot be used to send someone elsewhere.
-
-    Control characters are refused too: browsers drop tabs and newlines from URLs, so
-    ``/\t/evil.example`` would become ``//evil.example``.
-    """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in target):
-        return None
-    return target
 
 
 def _logged_in(user, target: str | None):

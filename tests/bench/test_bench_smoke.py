@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -22,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def own_redis_database(redis_url: str) -> str:
     """A Redis database of the benchmark's own, emptied: the balance cache of other tests' users (same ids, other
     seqs) must not leak into a run, nor a run's into theirs."""
-    url = redis_url.rsplit("/", 1)[0] + "/9" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url
+    url = urlunsplit(urlsplit(redis_url)._replace(path="/9"))  # never the given database, whatever it is
     redis.Redis.from_url(url).flushdb()
     return url
 

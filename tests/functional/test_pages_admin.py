@@ -217,8 +217,9 @@ def test_an_approval_sent_after_the_login_ended_does_nothing_and_leads_back_to_t
     login_page = client.get(reply.headers["Location"], headers=HTML).get_data(as_text=True)
     assert "so nothing was done. Log in and send it again." in login_page
     token = TOKEN.search(login_page).group(1)
+    way_back = re.search(r'name="next" value="([^"]*)"', login_page).group(1)
     back = client.post("/login", data={"email": "first@example.com", "password": "admin-password-1",
-                                       "csrf_token": token, "next": "/admin/topups"}, headers=HTML)
+                                       "csrf_token": token, "next": way_back}, headers=HTML)
     assert back.headers["Location"] == "/admin/topups"
     queue = client.get("/admin/topups", headers=HTML).get_data(as_text=True)
     assert f'data-tx-id="{world["pending"]}"' in queue, "still pending, to be approved again"

@@ -1,12 +1,13 @@
 """Signing up, logging in and out through the pages: the cookie, its CSRF protection, and where browsers are sent."""
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
-from flask_jwt_extended import create_access_token
+from flask_jwt_extended import create_access_token, decode_token
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -39,34 +40,74 @@ def test_a_visitor_is_sent_to_log_in_and_back_afterwards(client, path):
 LOGIN_ENDED = "Your login had ended before that form was sent, so nothing was done. Log in and send it again."
 
 
+@pytest.fixture
+def ended_login(app, client, auth) -> dict:
+    """The browser still holds the login cookie of a page served more than an hour ago; returns that page's form
+    fields (its forms carry the cookie's CSRF value)."""
+    user_id = auth.register("ann@example.com").get_json()["user"]["id"]
+    with app.app_context():
+        token = create_access_token(str(user_id), expires_delta=timedelta(seconds=-5))
+        csrf_value = decode_token(token, allow_expired=True)["csrf"]
+    client.set_cookie("balance_access", token)
+    return {"amount": "5", "csrf_token": csrf_value}
+
+
 @pytest.mark.parametrize("path, referrer", [
     ("/topup", "http://localhost/"),
     ("/book", "http://localhost/?cursor=abc"),
     ("/admin/topups/x/decide", "http://localhost/admin/topups"),
-    ("/logout", "http://localhost/admin/users/1"),
 ])
-def test_a_form_posted_without_a_login_is_not_carried_out_and_leads_back_to_its_page_after_logging_in(
-        client, path, referrer):
-    reply = client.post(path, data={"amount": "5"}, headers=dict(HTML, Referer=referrer))
+def test_a_form_sent_after_the_login_ended_is_not_carried_out_and_leads_back_to_its_page_after_logging_in(
+        client, ended_login, path, referrer):
+    reply = client.post(path, data=ended_login, headers=dict(HTML, Referer=referrer))
     assert reply.status_code == 303
     back = referrer.removeprefix("http://localhost")
     assert unquote(reply.headers["Location"].split("next=", 1)[1]) == back
-    assert LOGIN_ENDED in client.get(reply.headers["Location"], headers=HTML).get_data(as_text=True)
+    login_page = client.get(reply.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert LOGIN_ENDED in login_page
+    assert f'name="next" value="{html.escape(back)}"' in login_page, "the log-in form carries the way back"
 
 
-@pytest.mark.parametrize("referrer", [
-    None,
-    "http://evil.example/admin/topups",
-    "https://localhost.evil.example/",
-    "javascript://localhost/%0aalert(1)",
-    "http://localhost//evil.example/",
-    "not a url",
+@pytest.mark.parametrize("referrer, why", [
+    (None, "no Referer"),
+    ("http://evil.example/admin/topups", "another site"),
+    ("https://localhost.evil.example/", "a look-alike host"),
+    ("http://localhost@evil.example/", "credentials trick"),
+    ("javascript://localhost/%0aalert(1)", "not http"),
+    ("http://localhost//evil.example/", "a path that is a host"),
+    ("not a url", "not a URL"),
+    ("http://localhost/topup", "a form's own address: a GET there answers 405"),
+    ("http://localhost/admin/topups/x/decide", "the no-script confirmation, rendered by a POST"),
+    ("http://localhost/no-such-page", "no page at all"),
+    ("http://localhost/?cursor=" + "a" * 1000, "too long to carry through /login's address"),
 ])
-def test_a_form_posted_without_a_login_from_no_page_of_this_site_leads_to_the_plain_login(client, referrer):
+def test_a_form_sent_after_the_login_ended_from_no_page_to_come_back_to_leads_to_the_plain_login(
+        client, ended_login, referrer, why):
     headers = dict(HTML, Referer=referrer) if referrer else HTML
-    reply = client.post("/topup", data={"amount": "5"}, headers=headers)
+    reply = client.post("/topup", data=ended_login, headers=headers)
     assert (reply.status_code, reply.headers["Location"]) == (303, "/login")
     assert LOGIN_ENDED in client.get("/login", headers=HTML).get_data(as_text=True)
+
+
+def test_logging_out_after_the_login_ended_just_says_so(client, ended_login):
+    reply = client.post("/logout", data=ended_login, headers=dict(HTML, Referer="http://localhost/"))
+    assert (reply.status_code, reply.headers["Location"]) == (303, "/login")
+    page = client.get("/login", headers=HTML).get_data(as_text=True)
+    assert "You are logged out." in page and LOGIN_ENDED not in page
+
+
+@pytest.mark.parametrize("path", ["/topup", "/book", "/logout", "/admin/topups/x/decide"])
+def test_a_form_sent_with_no_login_at_all_goes_to_log_in_without_a_message(client, path):
+    """A visitor, or another site's form (the cookie is SameSite=Lax, so it does not come along)."""
+    reply = client.post(path, data={"amount": "5"}, headers=dict(HTML, Referer="http://localhost/"))
+    assert (reply.status_code, reply.headers["Location"]) == (303, "/login")
+    assert LOGIN_ENDED not in client.get("/login", headers=HTML).get_data(as_text=True)
+
+
+def test_a_page_asked_for_with_head_comes_back_to_itself_without_a_message(client):
+    reply = client.head("/admin/topups", headers=HTML)
+    assert (reply.status_code, reply.headers["Location"]) == (303, "/login?next=%2Fadmin%2Ftopups")
+    assert LOGIN_ENDED not in client.get("/login", headers=HTML).get_data(as_text=True)
 
 
 def test_the_api_still_answers_json_401_to_a_browser(client):
