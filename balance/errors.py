@@ -11,7 +11,7 @@ from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .domain import errors as e
 from .extensions import jwt
@@ -73,6 +73,11 @@ def init_app(app) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _limited(error):
         return respond(429, "rate_limited", f"too many attempts: {error.description}; try again later")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return respond(413, "request_too_large", f"the request body is larger than the {limit} bytes accepted")
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):

@@ -20,7 +20,11 @@ def json_object() -> dict:
     raw = request.get_data(cache=True)
     try:
         body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ValidationFailed("the body is not valid JSON: it is not UTF-8 text") from None
+    except ValueError as exc:
+        if "int_max_str_digits" in str(exc):  # Python's own guard against quadratic int parsing
+            raise ValidationFailed("the body is not valid JSON here: a number in it has too many digits") from None
         raise ValidationFailed(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ValidationFailed("the body is nested too deeply") from None

@@ -85,6 +85,7 @@ def test_logins_beyond_the_rate_limit_get_429_with_the_json_error_body(database_
 
         error = assert_error(refused, 429, "rate_limited")
         assert "3 per 1 minute" in error["message"]
+        assert 0 < int(refused.headers["Retry-After"]) <= 60, "the client is told when to try again"
         assert client.post("/auth/register", json={"email": "gus@example.com", "password": "password123"}
                            ).status_code == 201, "only logging in is limited"
     finally:
