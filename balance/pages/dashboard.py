@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from ..domain.errors import IdempotencyKeyReused, ValidationFailed
+from ..domain.errors import BalanceError, IdempotencyKeyReused, ValidationFailed
 from ..services import booking, dashboard_views, wallet
 from . import forms
 from .guard import login_required
@@ -17,6 +17,11 @@ from .templating import money
 bp = Blueprint("dashboard", __name__)
 
 PAGE_SIZE = 10
+
+
+def _refused(what: str, error: BalanceError) -> str:
+    """One wording for a form refused as a whole (its key, not one of its fields), on every form of the page."""
+    return f"{what}: {error.message}."
 
 
 def _render(status: int = 200, topup: dict | None = None, errors: dict | None = None):
@@ -35,16 +40,22 @@ def index():
 @bp.post("/topup")
 @login_required
 def topup():
-    """Ask an admin for a top-up; it shows as pending until they decide."""
-    kept = {k: request.form.get(k, "") for k in ("amount", "description", "idempotency_key")}
+    """Ask an admin for a top-up; it shows as pending until they decide.
+
+    A refused form comes back with what was typed but a fresh Idempotency-Key: nothing
+    was done under the old one, and a bad key put back would fail every resend.
+    """
+    kept = {k: request.form.get(k, "") for k in ("amount", "description")}
     try:
         data = forms.topup(request.form)
-        key, print_ = forms.keyed(request.form, "page:topup", data)
-        wallet.request_topup(wallet.RequestTopup(g.viewer.id, data["amount"], data["description"], key, print_))
     except ValidationFailed as error:
         return _render(422, kept, error.fields or {"amount": error.message})
+    try:
+        key, print_ = forms.keyed(request.form, "page:topup", data)
+        wallet.request_topup(wallet.RequestTopup(g.viewer.id, data["amount"], data["description"], key, print_))
+    except ValidationFailed as error:  # the key, which belongs to the form and not to a field
+        return _render(422, kept, {"form": _refused("Top-up not requested", error)})
     except IdempotencyKeyReused:
-        kept["idempotency_key"] = ""
         return _render(422, kept, {"form": "This form was already sent with other values. Check them and send again."})
     flash(f"Top-up of {money(data['amount'])} requested. An admin will review it.", "success")
     return redirect(url_for(".index"), 303)
@@ -57,7 +68,7 @@ def book():
     try:
         done = booking.book(g.viewer.id, request.form.get("room", ""), request.form.get("idempotency_key"))
     except (ValidationFailed, IdempotencyKeyReused) as error:
-        flash(f"Not booked: {error.message}.", "error")
+        flash(_refused("Not booked", error), "error")
         return redirect(url_for(".index"), 303)
     room, result = done.room, done.result
     if result.insufficient:

@@ -10,9 +10,12 @@ from decimal import Decimal
 
 from ..api.schemas import ProcessSchema, RegisterSchema, TopupSchema, load
 from ..domain.errors import ValidationFailed
+from ..domain.money import DECIMALS
 from ..services import idempotency
 
-_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+# ASCII digits only (``\d`` would take ``１２``), commas only between groups of three.
+_WRITTEN_AMOUNT = re.compile(r"-?(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?")
+_NOT_A_NUMBER = "Must be a number in digits 0-9, like 1250 or 1,250.50."
 _LENGTH = re.compile(r"^(Shorter than minimum|Longer than maximum) length (\d+)\.$")
 _BETWEEN = re.compile(r"^Length must be between (\d+) and (\d+)\.$")
 
@@ -37,10 +40,21 @@ def _load(schema, data: dict) -> dict:
         raise ValidationFailed(error.message, fields={k: _sentence(v) for k, v in error.fields.items()}) from None
 
 
-def _amount(text: str):
-    """``"1,250.50"`` -> ``Decimal("1250.50")``; anything else is left for the schema to refuse with its message."""
-    cleaned = text.strip().replace(",", "")
-    return Decimal(cleaned) if _PLAIN_NUMBER.match(cleaned) else cleaned
+def _amount(text: str) -> Decimal:
+    """``"1,250.50"`` -> ``Decimal("1250.50")``, read as a person wrote it; the schema then applies the money rules.
+
+    A comma anywhere but between thousands (``10,00``, ``1,,0,0``) or more decimals
+    than the currency has, even zeros (``1.500``), most likely means another
+    convention than ours, so it is refused rather than guessed at: dropping the
+    commas or the zeros would ask for a different amount than the person meant.
+    Exponents (``1e2``), which the JSON API takes, are no way to write money by hand.
+    """
+    found = _WRITTEN_AMOUNT.fullmatch(text.strip())
+    if not found:
+        raise ValidationFailed("amount is not a number", fields={"amount": _NOT_A_NUMBER})
+    if len(found.group(1) or "") > DECIMALS:
+        raise ValidationFailed("amount has too many decimals", fields={"amount": f"At most {DECIMALS} decimals."})
+    return Decimal(found.group(0).replace(",", ""))
 
 
 def signup(form) -> dict:

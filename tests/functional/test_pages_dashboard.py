@@ -93,15 +93,30 @@ def test_money_is_shown_in_the_configured_currency(euro_app, auth):
     assert "€45.00 per night" in wallet.page and 'data-currency="EUR" data-currency-symbol="€"' in wallet.page
 
 
+NOT_A_NUMBER = "Must be a number in digits 0-9, like 1250 or 1,250.50."
+
+
 @pytest.mark.parametrize(("amount", "message"), [
-    ("", "Enter an amount."),
-    ("abc", "Must be a number."),
-    ("0", "Must be greater than zero."),
-    ("-5", "Must be greater than zero."),
-    ("1.234", "At most 2 decimals."),
-    ("NaN", "Must be a number."),
-    ("1e3", "Must be a number."),
-    ("2000000", "Must not exceed 1000000.00."),
+    pytest.param("", "Enter an amount.", id="nothing typed"),
+    pytest.param("abc", NOT_A_NUMBER, id="words"),
+    pytest.param("0", "Must be greater than zero.", id="zero"),
+    pytest.param("-5", "Must be greater than zero.", id="negative"),
+    pytest.param("1.234", "At most 2 decimals.", id="more decimals than the currency has"),
+    pytest.param("1.500", "At most 2 decimals.", id="three decimals, as a European thousand is written"),
+    pytest.param("NaN", NOT_A_NUMBER, id="not a number spelt out"),
+    pytest.param("1e3", NOT_A_NUMBER, id="exponent notation, which the JSON API alone accepts"),
+    pytest.param("2000000", "Must not exceed 1000000.00.", id="above the transaction limit"),
+    pytest.param("1,,0,0", NOT_A_NUMBER, id="separators doubled and between single digits"),
+    pytest.param("10,00", NOT_A_NUMBER, id="a decimal comma"),
+    pytest.param(",5", NOT_A_NUMBER, id="a separator before any digit"),
+    pytest.param("1,0", NOT_A_NUMBER, id="a group of one digit after a separator"),
+    pytest.param("1,0000", NOT_A_NUMBER, id="a group of four digits after a separator"),
+    pytest.param("1000,000", NOT_A_NUMBER, id="four digits before a separator"),
+    pytest.param("0,100", NOT_A_NUMBER, id="a grouped number that starts with zero"),
+    pytest.param("1,000.", NOT_A_NUMBER, id="a decimal point without decimals"),
+    pytest.param("1.2.3", NOT_A_NUMBER, id="two decimal points"),
+    pytest.param("１２", NOT_A_NUMBER, id="full-width digits"),
+    pytest.param("١٢", NOT_A_NUMBER, id="Arabic-Indic digits"),
 ])
 def test_a_bad_top_up_amount_is_explained_and_the_input_kept(client, auth, amount, message):
     wallet = Wallet(client, auth)
@@ -112,6 +127,22 @@ def test_a_bad_top_up_amount_is_explained_and_the_input_kept(client, auth, amoun
     assert f'value="{amount}"' in page and 'value="For the &lt;trip&gt;"' in page
     assert 'aria-invalid="true" aria-describedby="topup-amount-error"' in page
     assert wallet.transactions() == []
+
+
+@pytest.mark.parametrize(("amount", "requested"), [
+    ("1,000.50", 1000.5),
+    ("1000.5", 1000.5),
+    ("999,999.99", 999999.99),
+    ("1,000,000", 1000000),
+    (" 0.01 ", 0.01),
+    ("007", 7),
+])
+def test_a_top_up_amount_in_plain_digits_with_or_without_thousands_separators_is_requested_exactly(
+        client, auth, amount, requested):
+    wallet = Wallet(client, auth)
+    reply = wallet.post("/topup", amount=amount, idempotency_key=wallet.key("topup"))
+    assert reply.status_code == 303
+    assert [t["amount"] for t in wallet.transactions()] == [requested]
 
 
 def test_a_too_long_top_up_note_is_explained(client, auth):
@@ -142,6 +173,27 @@ def test_a_top_up_form_sent_again_with_other_values_is_refused_with_a_fresh_form
     assert "This form was already sent with other values" in page
     assert f'value="{key}"' not in page
     assert len(wallet.transactions()) == 1
+
+
+@pytest.mark.parametrize("key", [
+    pytest.param("k" * 1000, id="1,000 characters"),
+    pytest.param("k" * 256, id="one character too long"),
+    pytest.param("   ", id="only spaces"),
+    pytest.param("bad\x07key", id="a control character"),
+])
+def test_a_top_up_form_with_a_bad_key_says_so_and_comes_back_with_a_fresh_key_that_sends(client, auth, key):
+    wallet = Wallet(client, auth)
+    reply = wallet.post("/topup", amount="5", description="Lunch", idempotency_key=key)
+    wallet.page = reply.get_data(as_text=True)
+    assert reply.status_code == 422
+    assert ('<p class="form-error" role="alert">Top-up not requested: '
+            'Idempotency-Key must be 1 to 255 printable characters.</p>') in wallet.page
+    assert 'value="5"' in wallet.page and 'value="Lunch"' in wallet.page
+    fresh = wallet.key("topup")
+    assert fresh.strip() and fresh != html_lib.escape(key)
+    assert wallet.transactions() == []
+    assert wallet.post("/topup", amount="5", description="Lunch", idempotency_key=fresh).status_code == 303
+    assert [(t["amount"], t["status"]) for t in wallet.transactions()] == [(5, "pending")]
 
 
 @pytest.mark.parametrize("path", ["/topup", "/book"])
