@@ -34,7 +34,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # Retry-After on a 429, so clients know when
     limiter.init_app(app)
     cors.init_app(app, origins=app.config["FRONTEND_URL"] or [], supports_credentials=True)
     errors.init_app(app)

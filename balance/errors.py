@@ -6,6 +6,7 @@ answered with a generic 500 that leaks nothing.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .domain import errors as e
-from .extensions import jwt
+from .extensions import jwt, limiter
 from .pages.return_path import to_login
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error):
-        return respond(429, "rate_limited", f"too many attempts: {error.description}; try again later")
+        page, status = respond(429, "rate_limited", f"too many attempts: {error.description}; try again later")
+        limit = limiter.current_limit  # the one breached; its window ends at reset_at
+        wait = max(1, int(limit.reset_at - time.time())) if limit is not None else 60
+        return page, status, {"Retry-After": str(wait)}
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error):
