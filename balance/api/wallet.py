@@ -75,7 +75,7 @@ def pending_topups():
 @bp.patch("/transactions/topup/<transaction_id>/process")
 @admin_required
 def process_topup(transaction_id):
-    """Approve (``success``) or reject (``failed``) a pending top-up, once."""
+    """Approve (``success``) or reject (``failed``) a pending top-up, once, unless the caller asked for it (403)."""
     data = load(ProcessSchema, json_object())
     admin = wire.user(current_user)  # read before the commit expires it (else one more query to read it back)
     result = wallet.process_topup(wallet.ProcessTopup(transaction_id, admin["id"], data["status"] == "success",

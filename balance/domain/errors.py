@@ -35,6 +35,12 @@ class Forbidden(BalanceError):
     code = "forbidden"
 
 
+class OwnTopup(Forbidden):
+    """Four eyes: the admin who asked for a top-up may not decide it; another admin must."""
+
+    code = "own_topup"
+
+
 class NotFound(BalanceError):
     code = "not_found"
 

@@ -2,14 +2,16 @@
 
 A decision needs a confirmation: the page's script asks inline; without scripts the
 server shows a confirmation page. The wallet service decides once: a second click or
-a second admin gets ``AlreadyProcessed``, and the page says who decided first.
+a second admin gets ``AlreadyProcessed``, and the page says who decided first. An admin's
+own top-up request is listed like any other, but only another admin may decide it
+(``OwnTopup``): its owner is told so and it stays pending.
 """
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from .. import wire
-from ..domain.errors import AlreadyProcessed, ValidationFailed
+from ..domain.errors import AlreadyProcessed, OwnTopup, ValidationFailed
 from ..domain.money import to_wire
 from ..services import accounts, admin_views, history, wallet
 from . import forms
@@ -52,6 +54,9 @@ def decide(transaction_id):
         if tx.status != "pending":
             flash(_too_late(transaction_id, choice["approve"]), "error")
             return redirect(url_for(".pending"), 303)
+        if tx.user_id == g.viewer.id:  # no confirmation for what the service would refuse anyway
+            flash(_own(choice["approve"]), "error")
+            return redirect(url_for(".pending"), 303)
         return render_template("admin/confirm.html", tx=tx, choice=request.form["decision"], note=choice["note"] or "",
                                errors={})
     try:
@@ -59,6 +64,9 @@ def decide(transaction_id):
                                                           choice["note"]))
     except AlreadyProcessed:
         flash(_too_late(transaction_id, choice["approve"]), "error")
+        return redirect(url_for(".pending"), 303)
+    except OwnTopup:
+        flash(_own(choice["approve"]), "error")
         return redirect(url_for(".pending"), 303)
     tx = result.transaction
     flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {accounts.get(tx.user_id).email}.", "success")
@@ -74,6 +82,12 @@ def _too_late(transaction_id: str, approve: bool) -> str:
     who = "you" if d.admin_id == g.viewer.id else (d.admin_email or "another admin")
     return f"Not {wanted} again: {who} already {VERBS.get(d.status, d.status)} this top-up at {when(d.at)}. " \
            f"Nothing more was credited."
+
+
+def _own(approve: bool) -> str:
+    """Four eyes: the admin who asked for a top-up is told that another admin must decide it."""
+    wanted = "approved" if approve else "rejected"
+    return f"Not {wanted}: you asked for this top-up yourself, so another admin must decide it. It is still pending."
 
 
 @bp.get("/topups/processed")

@@ -22,7 +22,7 @@ from .. import wire
 from ..database import together, write_transaction
 from ..domain import events as ev
 from ..domain import ledger
-from ..domain.errors import AlreadyProcessed, InsufficientFunds, NotFound
+from ..domain.errors import AlreadyProcessed, InsufficientFunds, NotFound, OwnTopup
 from ..extensions import db
 from ..models import Transaction, User, new_id, utcnow
 from . import idempotency, outbox, snapshots
@@ -55,7 +55,8 @@ _TRANSACTION_BY_ID = select(*_COLUMNS).where(_transactions.c.id == bindparam("ti
 _CLAIM_TOPUP = (
     update(_transactions)
     .where(_transactions.c.id == bindparam("tid"), _transactions.c.type == "topup",
-           _transactions.c.status == "pending")
+           _transactions.c.status == "pending",
+           _transactions.c.user_id != bindparam("admin"))  # four eyes, in the same guard as the race
     .values(status=bindparam("new_status"), processed_at=bindparam("now"), processed_by_id=bindparam("admin"),
             admin_notes=bindparam("notes"), failure_reason=bindparam("reason"))
     .returning(*_COLUMNS)
@@ -187,7 +188,13 @@ def request_topup(cmd: RequestTopup) -> Result:
 
 
 def process_topup(cmd: ProcessTopup) -> Result:
-    """Approve (credit once) or reject a pending top-up; ``AlreadyProcessed`` for the loser of a race."""
+    """Approve (credit once) or reject a pending top-up; ``AlreadyProcessed`` for the loser of a race.
+
+    Four eyes: an admin may not decide a top-up they asked for themselves (``OwnTopup``), neither
+    approve it (money out of nothing) nor reject it (a decision is another admin's to make, and
+    a plain user cannot withdraw a request either); it stays pending for another admin. The rule
+    is part of the claim's ``WHERE``, so it holds whichever entrypoint calls and whatever races it.
+    """
     transaction_id = _known_id(cmd.transaction_id, "top-up")
     with write_transaction():
         now = utcnow()
@@ -200,6 +207,8 @@ def process_topup(cmd: ProcessTopup) -> Result:
             tx = load(transaction_id)
             if tx is None or tx.type != "topup":
                 raise NotFound("no such top-up")
+            if tx.status == "pending" and tx.user_id == cmd.admin_id:
+                raise OwnTopup("you asked for this top-up yourself: another admin must approve or reject it")
             raise AlreadyProcessed(f"this top-up was already processed ({tx.status})", details={"status": tx.status})
         tx = TransactionRecord(*claimed[0])
         snapshot, steps = None, []

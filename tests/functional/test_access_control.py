@@ -33,7 +33,8 @@ def world(client, auth):
     _, user = auth.new_user("someone@example.com")
     _, admin = auth.new_admin()
     auth.fund(user, admin, 10)
-    auth.fund(admin, admin, 10)
+    _, other_admin = auth.new_admin()
+    auth.fund(admin, other_admin, 10)  # four eyes: another admin approves an admin's own top-up
     pending = client.post("/transactions/topup", json={"amount": 7}, headers=user).get_json()["id"]
     own = client.get("/transactions", headers=user).get_json()["items"][-1]["id"]
     return {"headers": {"anonymous": {}, "user": user, "admin": admin}, "pending": pending, "own": own, "user": user}

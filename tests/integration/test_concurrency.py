@@ -4,7 +4,6 @@ and on PostgreSQL (row locks and guarded updates). After every round the books m
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
@@ -14,6 +13,7 @@ from balance.domain.errors import AlreadyProcessed, IdempotencyKeyReused
 from balance.extensions import db
 from balance.models import JournalEntry, Posting, Transaction
 from balance.services import wallet
+from tests.support.concurrency import race, verify_clean
 from tests.support.wallets import (assert_books_clean, balance, fund, new_admin, new_user, postings_of,
                                    request_topup, transactions_of, wallet_row)
 
@@ -23,42 +23,6 @@ PAYMENT_ROUNDS = 8  # PAYERS threads x PAYMENTS_EACH payments, per database
 PAYERS, PAYMENTS_EACH = 8, 3
 IDEMPOTENT_ROUNDS = 10  # IDEMPOTENT_RACERS identical keyed requests, per database and endpoint
 IDEMPOTENT_RACERS = 6
-
-TIMEOUT = 60
-
-
-def race(app, calls: list):
-    """Run every call in its own thread and app context, all released at once; return results or exceptions."""
-    barrier = threading.Barrier(len(calls), timeout=TIMEOUT)
-    outcomes: list = [None] * len(calls)
-
-    def worker(i: int, call):
-        with app.app_context():
-            db.session.connection()  # check out a connection before the start line, not after it
-            db.session.rollback()
-            try:
-                barrier.wait()
-                outcomes[i] = call()
-            except Exception as exc:  # noqa: BLE001 - the test inspects what each racer got
-                outcomes[i] = exc
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=worker, args=(i, c), name=f"racer-{i}") for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(TIMEOUT)
-    assert not any(t.is_alive() for t in threads), "a racer hung"
-    return outcomes
-
-
-def verify_clean(runner):
-    db.session.rollback()
-    result = runner.invoke(args=["ledger", "verify"])
-    assert result.exit_code == 0, result.output
-    assert "ledger OK" in result.output
-
 
 @pytest.mark.parametrize("admins", [2, 4])
 def test_admins_approving_the_same_top_up_at_once_credit_it_exactly_once(ctx, runner, admins):
