@@ -6,7 +6,7 @@ import os
 
 from flask import Flask
 
-from . import auth, cli, config, database, errors, pages, realtime
+from . import auth, cli, config, database, errors, ids, pages, realtime
 from .extensions import cors, db, limiter, migrate, socketio
 
 
@@ -15,6 +15,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=os.path.join(os.path.dirname(__file__), "..", "templates"),
                 static_folder=os.path.join(os.path.dirname(__file__), "..", "static"))
+    ids.init_app(app)  # before any route is added: an <int:...> in a URL is held to what a database id can be
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config.from_environment(dict(os.environ), app.instance_path))
     app.config.from_pyfile("config.py", silent=True)
