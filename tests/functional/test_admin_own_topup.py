@@ -101,10 +101,22 @@ def test_after_another_admin_decided_the_asker_gets_409_already_processed(client
 # ---- the admin pages ----------------------------------------------------------------------------------------
 
 
-def test_the_queue_lists_an_admins_own_request(client, asker):
+def own_row(page: str, tx_id: str) -> str:
+    return re.search(rf'<tr class="pending-row" data-tx-id="{tx_id}".*?</tr>', page, re.S).group(0)
+
+
+def test_the_queue_lists_an_admins_own_request_without_buttons_for_its_owner(client, auth, asker):
     log_in(client, "boss@example.com")
-    page = client.get("/admin/topups", headers=HTML).get_data(as_text=True)
-    assert f'data-tx-id="{asker["pending"]}"' in page and "boss@example.com" in page and "$50.00" in page
+    row = own_row(client.get("/admin/topups", headers=HTML).get_data(as_text=True), asker["pending"])
+    assert "boss@example.com" in row and "$50.00" in row
+    assert '<div class="decide-buttons" hidden>' in row
+    assert "<p class=\"row-status\" data-row-status>Your own request: another admin must decide it.</p>" in row
+
+    auth.new_admin("checker@example.com", password="admin-password-1")
+    other = client.application.test_client()
+    log_in(other, "checker@example.com")
+    row = own_row(other.get("/admin/topups", headers=HTML).get_data(as_text=True), asker["pending"])
+    assert '<div class="decide-buttons">' in row and "Your own request" not in row, "another admin may decide it"
 
 
 @pytest.mark.parametrize("confirmed", ["yes", ""], ids=["confirmed", "asking-to-confirm"])
