@@ -32,6 +32,7 @@
     var count = document.getElementById("pending-count");
     var template = document.getElementById("pending-row-template");
     var decideUrl = root.dataset.decideUrl;
+    var viewerId = Number(root.dataset.viewerId);
 
     var decided = new Set();     // top-ups this page heard were decided: a stale answer must not bring them back
     var announced = new Set();   // top-ups already shown to the admin, by the server's page or a toast
@@ -60,6 +61,12 @@
       cell(tr, "amount").textContent = L.money(minor);
       cell(tr, "description").textContent = t.description || "";
       tr.querySelector("form").action = decideUrl.replace("__id__", encodeURIComponent(t.transactionId));
+      if (Number(t.userId) === viewerId) {   // four eyes: the server refuses its owner, so offer no buttons
+        tr.querySelector(".decide-buttons").hidden = true;
+        var status = tr.querySelector("[data-row-status]");
+        status.textContent = "Your own request: another admin must decide it.";
+        status.hidden = false;
+      }
       tr.classList.add("is-new");
       rows.insertBefore(tr, empty);
       recount();
@@ -112,8 +119,8 @@
         var still = new Set();
         data.items.forEach(function (tx) {
           still.add(tx.id);
-          addRow({ transactionId: tx.id, userEmail: tx.user && tx.user.email, amount: tx.amount,
-                   description: tx.description, timestamp: tx.created_at });
+          addRow({ transactionId: tx.id, userId: tx.user && tx.user.id, userEmail: tx.user && tx.user.email,
+                   amount: tx.amount, description: tx.description, timestamp: tx.created_at });
         });
         before.forEach(function (id) {
           if (!still.has(id)) markDone(id, "Already decided by an admin");

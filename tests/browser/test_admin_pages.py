@@ -182,3 +182,22 @@ def test_an_approval_clicked_after_the_login_ended_does_nothing_and_the_admin_is
     again.get_by_role("button", name="Yes, approve").click()
     expect(queue.locator(".flash-success")).to_have_text(f"Approved $20.00 for {alice.email}.")
     assert site.balance(alice) == 20
+
+
+def test_an_admins_own_request_appears_live_without_buttons_for_them_and_with_them_for_another_admin(site):
+    """Four eyes on the live queue: the request arrives in both admins' queues, only the other may decide it."""
+    asker, checker = site.admin("asker"), site.admin("checker")
+    mine = live(site.page_for(asker, "/admin/topups"))
+    theirs = live(site.page_for(checker, "/admin/topups"))
+
+    site.request_topup(asker, 30, "Conference travel")
+
+    own_row = mine.locator("tr.pending-row", has_text="Conference travel")
+    expect(own_row.locator("[data-row-status]")).to_have_text("Your own request: another admin must decide it.")
+    expect(own_row.get_by_role("button", name="Approve")).to_be_hidden()
+    row = theirs.locator("tr.pending-row", has_text="Conference travel")
+    row.get_by_role("button", name="Approve").click()
+    row.get_by_role("button", name="Yes, approve").click()
+    expect(theirs.locator(".flash-success")).to_have_text(f"Approved $30.00 for {asker.email}.")
+    expect(own_row.locator("[data-row-status]")).to_have_text("Approved just now by an admin")
+    assert site.balance(asker) == 30
