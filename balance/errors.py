@@ -74,9 +74,15 @@ def init_app(app) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _limited(error):
         page, status = respond(429, "rate_limited", f"too many attempts: {error.description}; try again later")
-        limit = limiter.current_limit  # the one breached; its window ends at reset_at
-        wait = max(1, int(limit.reset_at - time.time())) if limit is not None else 60
-        return page, status, {"Retry-After": str(wait)}
+        return page, status, {"Retry-After": str(_seconds_to_reset())}
+
+    def _seconds_to_reset() -> int:
+        """Until the breached limit's window ends (reading it asks the limiter's storage again: a storage that
+        failed since is no reason to turn the 429 into a 500)."""
+        try:
+            return max(1, int(limiter.current_limit.reset_at - time.time()))
+        except Exception:  # noqa: BLE001 - no limit, or its storage unreachable: a minute, the usual window
+            return 60
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error):

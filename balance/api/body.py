@@ -23,7 +23,7 @@ def json_object() -> dict:
     except UnicodeDecodeError:
         raise ValidationFailed("the body is not valid JSON: it is not UTF-8 text") from None
     except ValueError as exc:
-        if "int_max_str_digits" in str(exc):  # Python's own guard against quadratic int parsing
+        if "int_max_str_digits" in str(exc) or "integer string conversion" in str(exc):  # Python's own guard
             raise ValidationFailed("the body is not valid JSON here: a number in it has too many digits") from None
         raise ValidationFailed(f"the body is not valid JSON: {exc}") from None
     except RecursionError:

@@ -47,6 +47,9 @@ def decide(transaction_id):
         choice = forms.decision(request.form)
     except ValidationFailed as error:
         tx = admin_views.topup(transaction_id)
+        if tx.status == "pending" and tx.user_id == g.viewer.id:  # no confirmation page for it, even to correct
+            flash(_own(request.form.get("decision") != "reject"), "error")
+            return redirect(url_for(".pending"), 303)
         return render_template("admin/confirm.html", tx=tx, choice=request.form.get("decision"),
                                note=request.form.get("note", ""), errors=error.fields), 422
     if request.form.get("confirmed") != "yes":

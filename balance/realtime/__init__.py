@@ -56,6 +56,7 @@ def init_app(app) -> None:
         channel="flask-socketio",
         cors_allowed_origins=app.config["FRONTEND_URL"] or None,
         transports=transports(app.config["SOCKETIO_TRANSPORTS"], workers),
+        max_http_buffer_size=app.config.get("MAX_CONTENT_LENGTH") or 65536,  # the HTTP routes' limit, for sockets too
         json=json,
         logger=False,
         engineio_logger=False,

@@ -63,6 +63,7 @@
       tr.querySelector("form").action = decideUrl.replace("__id__", encodeURIComponent(t.transactionId));
       if (Number(t.userId) === viewerId) {   // four eyes: the server refuses its owner, so offer no buttons
         tr.querySelector(".decide-buttons").hidden = true;
+        tr.querySelectorAll("button, input:not([type=hidden])").forEach(function (el) { el.disabled = true; });
         var status = tr.querySelector("[data-row-status]");
         status.textContent = "Your own request: another admin must decide it.";
         status.hidden = false;

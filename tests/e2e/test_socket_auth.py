@@ -119,3 +119,22 @@ def test_a_page_on_another_origin_cannot_open_a_socket_even_with_the_login_cooki
             tab.connect(cluster.url, headers={"Cookie": f"balance_access={someone.token}"})
     finally:
         tab.close()
+
+
+def test_a_socket_message_over_the_request_size_limit_closes_that_socket_and_no_other(cluster, someone):
+    big, small = Tab("sends too much"), Tab("sends a little")
+    try:
+        for tab in (big, small):
+            tab.connect(cluster.url, someone.token)
+            tab.wait_for("balance_initial")
+        small.client.call("get_current_balance", None, namespace="/balance", timeout=10)
+        big.client.emit("get_current_balance", {"since_seq": 0, "padding": "x" * 70_000}, namespace="/balance")
+        deadline = time.monotonic() + 10
+        while big.client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not big.client.connected, "the server closed the socket that sent 70 KB"
+        assert small.client.call("get_current_balance", None, namespace="/balance", timeout=10) == \
+            {"balance": 0, "seq": 0}
+    finally:
+        big.close()
+        small.close()

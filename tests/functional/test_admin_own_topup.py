@@ -110,6 +110,7 @@ def test_the_queue_lists_an_admins_own_request_without_buttons_for_its_owner(cli
     row = own_row(client.get("/admin/topups", headers=HTML).get_data(as_text=True), asker["pending"])
     assert "boss@example.com" in row and "$50.00" in row
     assert '<div class="decide-buttons" hidden>' in row
+    assert row.count(" disabled>") == 3, "the note and both buttons: Enter in the note cannot send the form"
     assert "<p class=\"row-status\" data-row-status>Your own request: another admin must decide it.</p>" in row
 
     auth.new_admin("checker@example.com", password="admin-password-1")
@@ -119,14 +120,15 @@ def test_the_queue_lists_an_admins_own_request_without_buttons_for_its_owner(cli
     assert '<div class="decide-buttons">' in row and "Your own request" not in row, "another admin may decide it"
 
 
-@pytest.mark.parametrize("confirmed", ["yes", ""], ids=["confirmed", "asking-to-confirm"])
+@pytest.mark.parametrize("confirmed, note", [("yes", ""), ("", ""), ("", "n" * 501)],
+                         ids=["confirmed", "asking-to-confirm", "with-a-note-too-long-to-confirm"])
 @pytest.mark.parametrize("decision, verb", [("approve", "approved"), ("reject", "rejected")])
 def test_deciding_your_own_top_up_on_the_page_is_refused_with_a_message_and_moves_nothing(
-        client, asker, decision, verb, confirmed):
+        client, asker, decision, verb, confirmed, note):
     csrf = log_in(client, "boss@example.com")
 
-    reply = client.post(f"/admin/topups/{asker['pending']}/decide",
-                        data={"decision": decision, "confirmed": confirmed, "csrf_token": csrf}, headers=HTML)
+    reply = client.post(f"/admin/topups/{asker['pending']}/decide", headers=HTML,
+                        data={"decision": decision, "confirmed": confirmed, "note": note, "csrf_token": csrf})
 
     assert (reply.status_code, reply.headers["Location"]) == (303, "/admin/topups")
     assert flashes(client) == [f"Not {verb}: you asked for this top-up yourself, so another admin must decide it. "
