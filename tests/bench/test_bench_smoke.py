@@ -24,7 +24,8 @@ def own_redis_database(redis_url: str) -> str:
     """A Redis database of the benchmark's own, emptied: the balance cache of other tests' users (same ids, other
     seqs) must not leak into a run, nor a run's into theirs."""
     url = urlunsplit(urlsplit(redis_url)._replace(path="/9"))  # never the given database, whatever it is
-    redis.Redis.from_url(url).flushdb()
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
     return url
 
 
