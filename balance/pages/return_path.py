@@ -66,7 +66,7 @@ def _referring_page() -> str | None:
     try:
         current_app.url_map.bind(request.host).match(referrer.path, method="GET")
     except RequestRedirect:
-        return path
+        pass  # a page, under an address that redirects to it
     except HTTPException:  # a form's own address (POST only), or no page at all
         return None
     return path
