@@ -41,6 +41,9 @@ ADMINS_ROOM = "admins"
 
 
 OWED_LIMIT = 1000
+# get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
+# catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
+ASK_BURST, ASK_PER_SECOND = 5, 1.0
 
 
 @dataclass
@@ -51,6 +54,17 @@ class SocketState:
     buffer: list = field(default_factory=list)
     owed: set[int] = field(default_factory=set)  # seqs sent from the ledger, whose other events may still come
     lock: threading.RLock = field(default_factory=threading.RLock)
+    asks: float = ASK_BURST  # get_current_balance calls this socket may make right now
+    asked_at: float = 0.0
+
+    def may_ask(self, now: float) -> bool:
+        """A token bucket for ``get_current_balance``: ``ASK_BURST`` at once, then ``ASK_PER_SECOND``."""
+        self.asks = min(ASK_BURST, self.asks + (now - self.asked_at) * ASK_PER_SECOND)
+        self.asked_at = now
+        if self.asks < 1:
+            return False
+        self.asks -= 1
+        return True
 
     def filled(self, seq: int) -> None:
         self.owed.add(seq)
@@ -108,6 +122,8 @@ class Gateway:
         if state is None:
             return None
         with state.lock:
+            if self.sockets.get(sid) is not state:
+                return None  # the socket left while this waited for its lock: nothing to read for it
             snap = snapshots.current(state.user_id)
             if state.last_seq is not None and snap.seq < state.last_seq:
                 snap = snapshots.from_database(state.user_id)  # the cache fell behind what this socket was sent

@@ -67,8 +67,8 @@ def since_seq(value) -> int | None:
         value = value.get("since_seq")
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        value = int(value)  # ASCII digits only (str.isdigit takes any script's), and no 5,000-digit strings
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError("since_seq must be a whole number >= 0")
     return value
@@ -114,13 +114,19 @@ class BalanceNamespace(Namespace):
         _gateway().detach(request.sid)
 
     def on_get_current_balance(self, arg=None):
+        gateway, sid = _gateway(), request.sid
+        state = gateway.sockets.get(sid)
+        if state is None:
+            return None
         try:
+            if not state.may_ask(time.monotonic()):
+                raise ValueError("too many get_current_balance calls: at most 5 at once, then 1 a second")
             since = since_seq(arg)
         except ValueError as exc:
             payload = {"message": str(exc)}
-            _gateway().emit_to(request.sid, "error", payload)
+            gateway.emit_to(sid, "error", payload)
             return {"error": payload}
-        return _gateway().greet(request.sid, since)
+        return gateway.greet(sid, since)
 
 
 def register(socketio) -> None:

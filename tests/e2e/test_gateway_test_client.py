@@ -168,15 +168,32 @@ def test_past_the_catch_up_window_a_returning_socket_gets_only_the_snapshot(make
         tab.close()
 
 
-@pytest.mark.parametrize("bad", [-1, "soon", 2.5, True, [3], {"since_seq": -4}], ids=repr)
+@pytest.mark.parametrize("bad", [-1, "soon", 2.5, True, [3], {"since_seq": -4}, "\u0663", "9" * 5000],
+                         ids=["-1", "soon", "2.5", "True", "[3]", "negative in a dict", "an Arabic-Indic digit",
+                              "5,000 digits"])
 def test_a_bad_since_seq_gets_an_error_event_and_an_error_ack(auth, tabs, bad):
     _, user = auth.new_user()
     tab = tabs(token_of(user))
     tab.greeted()
     ack = tab.ask(bad)
-    assert "since_seq" in ack["error"]["message"]
+    assert ack["error"]["message"] == "since_seq must be a whole number >= 0"
     events = tab.until(lambda events: len(events) == 2, "the error event")
     assert events[1] == ("error", ack["error"])
+    assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
+
+
+def test_a_socket_asking_for_its_balance_over_and_over_is_refused_beyond_five_at_once_then_one_a_second(
+        auth, tabs):
+    """Each ask may replay up to the catch-up window from the database: a flood of them once held a worker for
+    minutes. The socket stays connected and is answered again a second later."""
+    _, user = auth.new_user()
+    tab = tabs(token_of(user))
+    tab.greeted()
+    answers = [tab.ask({"since_seq": 0}) for _ in range(8)]
+    assert answers[:5] == [{"balance": 0, "seq": 0}] * 5
+    refusal = {"message": "too many get_current_balance calls: at most 5 at once, then 1 a second"}
+    assert answers[5:] == [{"error": refusal}] * 3
+    time.sleep(1.1)
     assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
 
 

@@ -57,3 +57,28 @@ def test_deliveries_racing_while_more_tabs_connect_both_finish(monkeypatch):
     for sid in (a, b):
         got = [n for event, n, to in sio.sent if sid in to]
         assert got == [1, 2], f"socket {sid} got {got}"
+
+
+def test_a_greeting_queued_behind_its_sockets_lock_does_nothing_once_the_socket_has_left(monkeypatch):
+    """Work a socket asked for but that waited while it disconnected reads nothing and sends nothing."""
+    reads = []
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: reads.append(user_id))
+    sio = SlowSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("gone", 1, False)
+    state = gateway.sockets["gone"]
+    answered = []
+    with state.lock:  # a delivery to this socket is under way
+        waiting = threading.Thread(target=lambda: answered.append(gateway.greet("gone", 0)), daemon=True)
+        waiting.start()
+        time.sleep(0.05)
+        gateway.detach("gone")
+    waiting.join(5)
+    assert answered == [None] and reads == [] and sio.sent == []
+
+
+def test_a_socket_may_ask_five_times_at_once_then_once_a_second():
+    state = gw.SocketState(user_id=1, is_admin=False)
+    assert [state.may_ask(100.0) for _ in range(6)] == [True] * 5 + [False]
+    assert state.may_ask(100.5) is False and state.may_ask(101.1) is True and state.may_ask(101.2) is False
+    assert [state.may_ask(200.0) for _ in range(6)] == [True] * 5 + [False], "a quiet socket gets its burst back"
