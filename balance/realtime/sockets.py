@@ -42,7 +42,8 @@ def _token(auth) -> str | None:
     return None
 
 
-def authenticate(auth) -> User:
+def authenticate(auth) -> tuple[User, float | None]:
+    """The socket's user, and when its token expires (epoch seconds; None if it never does)."""
     token = _token(auth)
     if not token:
         raise Refused("unauthorized: no token")
@@ -58,7 +59,7 @@ def authenticate(auth) -> User:
         user = None
     if user is None:
         raise Refused("unauthorized: unknown user")
-    return user
+    return user, claims.get("exp")
 
 
 def since_seq(value) -> int | None:
@@ -80,7 +81,7 @@ def _gateway():
 
 class BalanceNamespace(Namespace):
     def on_connect(self, auth=None):
-        user = authenticate(auth)
+        user, expires_at = authenticate(auth)
         try:
             since = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth else request.args.get("since_seq"))
         except ValueError:
@@ -107,6 +108,8 @@ class BalanceNamespace(Namespace):
                 gateway.greet(sid, since)
 
         socketio.start_background_task(greet)
+        if expires_at is not None:
+            socketio.start_background_task(_end_at_expiry, socketio, gateway, sid, expires_at)
 
     def on_disconnect(self, reason=None):
         # No database work here: engine.io may run this inside whichever greenlet noticed the
@@ -127,6 +130,16 @@ class BalanceNamespace(Namespace):
             gateway.emit_to(sid, "error", payload)
             return {"error": payload}
         return gateway.greet(sid, since)
+
+
+def _end_at_expiry(socketio, gateway, sid: str, expires_at: float) -> None:
+    """A socket lives no longer than the token it connected with: then the server closes it, and the client
+    must connect again with a valid one (the pages do, with the login cookie; an ended login finds itself
+    refused). So an expired login, a demoted admin or a deleted user stops receiving within a token's life."""
+    socketio.sleep(max(0.0, expires_at - time.time()))
+    if sid in gateway.sockets:
+        log.info("socket %s: its token expired; closing it", sid)
+        socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
 def register(socketio) -> None:

@@ -143,3 +143,24 @@ def test_a_socket_message_over_the_request_size_limit_closes_that_socket_and_no_
         if big_socket is not None:
             big_socket.close()
         gc.collect()  # a socket left open shows here, in this test, not in whichever test collects it later
+
+
+def test_a_socket_is_closed_by_the_server_when_its_token_expires_and_no_other_with_it(cluster, someone):
+    """Authorized once, at connect, but for no longer than its token: an ended login stops receiving."""
+    short, long_ = Tab("token ends in 2 s"), Tab("token for 10 min")
+    try:
+        now = int(time.time())
+        short.connect(cluster.url, signed(claims(someone.id, exp=now + 2)))
+        long_.connect(cluster.url, someone.token)
+        for tab in (short, long_):
+            tab.wait_for("balance_initial")
+        deadline = time.monotonic() + 10
+        while short.client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not short.client.connected, "closed at its token's expiry"
+        assert time.time() >= now + 2, "not before it"
+        assert long_.client.call("get_current_balance", None, namespace="/balance", timeout=10) == \
+            {"balance": 0, "seq": 0}
+    finally:
+        short.close()
+        long_.close()
