@@ -54,6 +54,7 @@ class SocketState:
     buffer: list = field(default_factory=list)
     owed: set[int] = field(default_factory=set)  # seqs sent from the ledger, whose other events may still come
     lock: threading.RLock = field(default_factory=threading.RLock)
+    expires_at: float | None = None  # when the token it connected with expires (epoch seconds)
     asks: float = ASK_BURST  # get_current_balance calls this socket may make right now
     asked_at: float = 0.0
 
@@ -100,11 +101,16 @@ class Gateway:
 
     # -- sockets coming and going -------------------------------------------------------------
 
-    def attach(self, sid: str, user_id: int, is_admin: bool) -> None:
-        self.sockets[sid] = SocketState(user_id, is_admin)
+    def attach(self, sid: str, user_id: int, is_admin: bool, expires_at: float | None = None) -> None:
+        self.sockets[sid] = SocketState(user_id, is_admin, expires_at=expires_at)
         self.by_user.setdefault(user_id, set()).add(sid)
         if is_admin:
             self.admins.add(sid)
+
+    def expired(self, now: float) -> list[str]:
+        """This process's sockets whose token has expired by ``now``."""
+        return [sid for sid, state in list(self.sockets.items())
+                if state.expires_at is not None and state.expires_at <= now]
 
     def detach(self, sid: str) -> None:
         state = self.sockets.pop(sid, None)

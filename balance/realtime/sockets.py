@@ -88,7 +88,7 @@ class BalanceNamespace(Namespace):
             since = None
         gateway = _gateway()
         sid = request.sid
-        gateway.attach(sid, user.id, user.is_admin)
+        gateway.attach(sid, user.id, user.is_admin, expires_at)
         join_room(user_room(user.id))
         if user.is_admin:
             join_room(ADMINS_ROOM)
@@ -108,8 +108,6 @@ class BalanceNamespace(Namespace):
                 gateway.greet(sid, since)
 
         socketio.start_background_task(greet)
-        if expires_at is not None:
-            socketio.start_background_task(_end_at_expiry, socketio, gateway, sid, expires_at)
 
     def on_disconnect(self, reason=None):
         # No database work here: engine.io may run this inside whichever greenlet noticed the
@@ -132,14 +130,19 @@ class BalanceNamespace(Namespace):
         return gateway.greet(sid, since)
 
 
-def _end_at_expiry(socketio, gateway, sid: str, expires_at: float) -> None:
+EXPIRY_SWEEP = 5.0  # seconds between two looks for sockets whose token has expired
+
+
+def close_expired_forever(socketio, gateway, interval: float = EXPIRY_SWEEP) -> None:
     """A socket lives no longer than the token it connected with: then the server closes it, and the client
     must connect again with a valid one (the pages do, with the login cookie; an ended login finds itself
-    refused). So an expired login, a demoted admin or a deleted user stops receiving within a token's life."""
-    socketio.sleep(max(0.0, expires_at - time.time()))
-    if sid in gateway.sockets:
-        log.info("socket %s: its token expired; closing it", sid)
-        socketio.server.disconnect(sid, namespace=NAMESPACE)
+    refused). So an expired login, a demoted admin or a deleted user stops receiving within a token's life.
+    One sweep per worker, not a timer per socket (a sleeping greenlet each cost 8 KiB per socket)."""
+    while True:
+        socketio.sleep(interval)
+        for sid in gateway.expired(time.time()):
+            log.info("socket %s: its token expired; closing it", sid)
+            socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
 def register(socketio) -> None:

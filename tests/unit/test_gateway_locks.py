@@ -82,3 +82,13 @@ def test_a_socket_may_ask_five_times_at_once_then_once_a_second():
     assert [state.may_ask(100.0) for _ in range(6)] == [True] * 5 + [False]
     assert state.may_ask(100.5) is False and state.may_ask(101.1) is True and state.may_ask(101.2) is False
     assert [state.may_ask(200.0) for _ in range(6)] == [True] * 5 + [False], "a quiet socket gets its burst back"
+
+
+def test_the_sockets_whose_token_has_expired_are_found_and_no_other():
+    gateway = gw.Gateway(SlowSocketIO(), 100)
+    gateway.attach("ended", 1, False, expires_at=100.0)
+    gateway.attach("later", 1, False, expires_at=200.0)
+    gateway.attach("no expiry", 2, True)
+    assert gateway.expired(99.9) == []
+    assert gateway.expired(100.0) == ["ended"]
+    assert sorted(gateway.expired(500.0)) == ["ended", "later"]
