@@ -114,6 +114,18 @@ class BalanceNamespace(Namespace):
         # socket was gone, even an HTTP request's whose session is still in use.
         _gateway().detach(request.sid)
 
+    def trigger_event(self, event, *args):
+        """Events with no handler get the README's ``error`` (Flask-SocketIO would drop them without a word)."""
+        if event and not hasattr(self, "on_" + event):
+            return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
+        return super().trigger_event(event, *args)
+
+    def _unknown_event(self, *_):
+        name = str(request.event["message"])[:100]
+        payload = {"message": f"unknown event {name!r}: this namespace takes get_current_balance"}
+        _gateway().emit_to(request.sid, "error", payload)
+        return {"error": payload}
+
     def on_get_current_balance(self, arg=None):
         gateway, sid = _gateway(), request.sid
         state = gateway.sockets.get(sid)

@@ -245,3 +245,15 @@ def test_an_approval_over_http_reaches_the_users_socket_in_process_and_no_other_
         "currentBalance": 20, "shortfall": 10, "timestamp": None}
 
     assert theirs.collect() == [("balance_initial", {"balance": 0, "seq": 0})]
+
+
+@pytest.mark.parametrize("event", ["foo", "join", "message", "get_balance"])
+def test_an_event_the_namespace_does_not_take_gets_an_error_event_and_an_error_ack(auth, tabs, event):
+    _, user = auth.new_user()
+    tab = tabs(token_of(user))
+    tab.greeted()
+    ack = tab.sock.emit(event, {"room": "admins"}, callback=True, namespace=NS)
+    assert ack == {"error": {"message": f"unknown event {event!r}: this namespace takes get_current_balance"}}
+    events = tab.until(lambda events: len(events) == 2, "the error event")
+    assert events[1] == ("error", ack["error"])
+    assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
