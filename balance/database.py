@@ -127,9 +127,7 @@ def first_read(statement: Executable, params: dict) -> list:
     never retried: a retry would start over without what ran before it.
     """
     conn = db.session.connection()
-    if conn.dialect.name != "postgresql":
-        return conn.execute(statement, params).all()
-    if not _nothing_open(conn):
+    if conn.dialect.name != "postgresql" or not _nothing_open(conn):
         return conn.execute(statement, params).all()
     try:
         return _autocommit_read(conn, statement, params)

@@ -18,7 +18,7 @@ from flask_socketio import Namespace, join_room
 
 from ..extensions import db
 from ..models import User
-from .gateway import ADMINS_ROOM, NAMESPACE, user_room
+from .gateway import ADMINS_ROOM, ASK_BURST, ASK_PER_SECOND, NAMESPACE, user_room
 
 log = logging.getLogger("BalanceGateway")
 
@@ -133,7 +133,8 @@ class BalanceNamespace(Namespace):
             return None
         try:
             if not state.may_ask(time.monotonic()):
-                raise ValueError("too many get_current_balance calls: at most 5 at once, then 1 a second")
+                raise ValueError(f"too many get_current_balance calls: at most {ASK_BURST} at once, "
+                                 f"then {ASK_PER_SECOND:g} a second")
             since = since_seq(arg)
         except ValueError as exc:
             payload = {"message": str(exc)}
