@@ -22,6 +22,7 @@ from .gateway import ADMINS_ROOM, ASK_BURST, ASK_PER_SECOND, NAMESPACE, user_roo
 
 log = logging.getLogger("BalanceGateway")
 
+_LIFECYCLE = frozenset({"connect", "disconnect"})  # the events python-socketio itself triggers on a namespace
 CONNECT_ACK_WAIT = 5.0  # seconds a greeting waits for the server to acknowledge the connect
 
 
@@ -115,7 +116,16 @@ class BalanceNamespace(Namespace):
         _gateway().detach(request.sid)
 
     def trigger_event(self, event, *args):
-        """Events with no handler get the README's ``error`` (Flask-SocketIO would drop them without a word)."""
+        """Events with no handler get the README's ``error`` (Flask-SocketIO would drop them without a word).
+
+        So do events a client sends under a lifecycle name: python-socketio dispatches a client's
+        ``emit('disconnect')`` to ``on_disconnect`` like the real thing, which left the socket
+        connected but detached from the gateway, silently missing every update after. The real
+        ``connect`` and ``disconnect`` run while the socket is pending (not yet, or no longer,
+        connected); a client's event only ever arrives on a connected socket.
+        """
+        if event in _LIFECYCLE and args and self.socketio.server.manager.is_connected(args[0], self.namespace):
+            return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
         if event and not hasattr(self, "on_" + event):
             return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
         return super().trigger_event(event, *args)

@@ -247,7 +247,7 @@ def test_an_approval_over_http_reaches_the_users_socket_in_process_and_no_other_
     assert theirs.collect() == [("balance_initial", {"balance": 0, "seq": 0})]
 
 
-@pytest.mark.parametrize("event", ["foo", "join", "message", "get_balance"])
+@pytest.mark.parametrize("event", ["foo", "join", "message", "get_balance", "connect", "disconnect"])
 def test_an_event_the_namespace_does_not_take_gets_an_error_event_and_an_error_ack(auth, tabs, event):
     _, user = auth.new_user()
     tab = tabs(token_of(user))
