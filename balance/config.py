@@ -58,6 +58,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_REQUEST_BYTES", "65536")),
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
         "CATCHUP_WINDOW": int(environ.get("CATCHUP_WINDOW", "500")),
+        "MAX_SOCKETS_PER_USER": int(environ.get("MAX_SOCKETS_PER_USER", "50")),
         "OUTBOX_RELAY_INTERVAL": float(environ.get("OUTBOX_RELAY_INTERVAL", "1.0")),
         "OUTBOX_RELAY_GRACE": float(environ.get("OUTBOX_RELAY_GRACE", "2.0")),
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),

@@ -63,7 +63,7 @@ def init_app(app) -> None:
     )
     if not app.config.get("WEBSOCKET_COMPRESSION", False):
         app.wsgi_app = DeclineCompression(app.wsgi_app)
-    gateway = Gateway(socketio, app.config["CATCHUP_WINDOW"])
+    gateway = Gateway(socketio, app.config["CATCHUP_WINDOW"], app.config.get("MAX_SOCKETS_PER_USER", 50))
     publish_now = app.config.get("OUTBOX_PUBLISH_AFTER_COMMIT", True)
     if redis_url:
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30)

@@ -90,16 +90,26 @@ class RecentIds:
 
 
 class Gateway:
-    def __init__(self, socketio, catchup_window: int):
+    def __init__(self, socketio, catchup_window: int, max_per_user: int = 50):
         self.socketio = socketio
         self.window = catchup_window
+        self.max_per_user = max_per_user
         self.sockets: dict[str, SocketState] = {}
         self.by_user: dict[int, set[str]] = {}
         self.admins: set[str] = set()
         self.recent = RecentIds()
-        self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0, "unknown_events_skipped": 0}
+        self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0, "unknown_events_skipped": 0,
+                      "refused_over_user_limit": 0}
 
     # -- sockets coming and going -------------------------------------------------------------
+
+    def has_room_for(self, user_id: int) -> bool:
+        """Whether this process may take another socket of ``user_id``: each costs memory and a share of every
+        delivery, so one account (a script, a leaked token) cannot hold thousands of them."""
+        if len(self.by_user.get(user_id, ())) < self.max_per_user:
+            return True
+        self.stats["refused_over_user_limit"] += 1
+        return False
 
     def attach(self, sid: str, user_id: int, is_admin: bool, expires_at: float | None = None) -> None:
         self.sockets[sid] = SocketState(user_id, is_admin, expires_at=expires_at)

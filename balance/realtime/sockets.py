@@ -89,6 +89,9 @@ class BalanceNamespace(Namespace):
             since = None
         gateway = _gateway()
         sid = request.sid
+        if not gateway.has_room_for(user.id):  # checked and attached with no yield between: no race past it
+            raise Refused(f"too many connections: at most {gateway.max_per_user} per user on each server process;"
+                          " close some tabs")
         gateway.attach(sid, user.id, user.is_admin, expires_at)
         join_room(user_room(user.id))
         if user.is_admin:

@@ -216,6 +216,30 @@ def test_a_socket_with_a_missing_or_invalid_token_is_not_connected(app, auth, ta
     assert app.extensions["balance.gateway"].sockets == {}, "a refused socket must not be attached to a user"
 
 
+def test_a_user_gets_at_most_max_sockets_per_user_and_a_closed_one_makes_room_for_another(make_app):
+    app = make_app(MAX_SOCKETS_PER_USER=2)
+    client = app.test_client()
+    auth = AuthActions(client)
+    _, user = auth.new_user()
+    _, other = auth.new_user()
+    gateway = app.extensions["balance.gateway"]
+    first, second = Tab(app, client, token_of(user)), Tab(app, client, token_of(user))
+    third = Tab(app, client, token_of(user))
+    others = Tab(app, client, token_of(other))
+    try:
+        assert (first.connected, second.connected, third.connected) == (True, True, False)
+        assert others.connected, "another user's sockets do not count against this user's"
+        assert gateway.stats["refused_over_user_limit"] == 1
+        assert sorted(len(sids) for sids in gateway.by_user.values()) == [1, 2]
+        first.close()
+        fourth = Tab(app, client, token_of(user))
+        assert fourth.connected and fourth.greeted() == [("balance_initial", {"balance": 0, "seq": 0})]
+        fourth.close()
+    finally:
+        for tab in (first, second, third, others):
+            tab.close()
+
+
 def test_an_approval_over_http_reaches_the_users_socket_in_process_and_no_other_users(auth, client, tabs):
     _, user = auth.new_user()
     _, other = auth.new_user()
