@@ -12,7 +12,7 @@ from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .domain import errors as e
 from .extensions import jwt, limiter
@@ -91,8 +91,14 @@ def init_app(app) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
+        """Werkzeug's status and headers (a 405's ``Allow``), our body."""
         code = (error.name or "error").lower().replace(" ", "_")
-        return respond(error.code or 500, code, error.description or error.name)
+        message = error.description or error.name
+        allowed = getattr(error, "valid_methods", None)
+        if isinstance(error, MethodNotAllowed) and allowed:
+            message = f"{request.method} is not allowed here; this address takes {', '.join(sorted(allowed))}"
+        page, status = respond(error.code or 500, code, message)
+        return page, status, [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

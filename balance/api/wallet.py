@@ -48,7 +48,7 @@ def list_transactions():
     return {"items": [wire.transaction(t) for t in page.items], "next_cursor": page.next_cursor}
 
 
-@bp.get("/transactions/<transaction_id>")
+@bp.get("/transactions/<transaction_id:transaction_id>")
 @user_required
 def get_transaction(transaction_id):
     """One of the caller's transactions."""

@@ -13,9 +13,15 @@ def test_an_unknown_route_is_a_json_404(client, method, path):
 
 
 @pytest.mark.parametrize(("method", "path"), [("DELETE", "/balance"), ("GET", "/auth/login"), ("PUT", "/transactions"),
-                                              ("GET", "/transactions/topup/x/process"), ("POST", "/balance")])
-def test_a_wrong_method_is_a_json_405(client, method, path):
-    assert_error(client.open(path, method=method), 405, "method_not_allowed")
+                                              ("GET", "/transactions/topup/x/process"), ("POST", "/balance"),
+                                              ("GET", "/transactions/topup"), ("GET", "/transactions/payment"),
+                                              ("DELETE", "/transactions/payment")])
+def test_a_wrong_method_is_a_json_405_that_names_the_methods_the_address_takes(client, method, path):
+    reply = client.open(path, method=method)
+    error = assert_error(reply, 405, "method_not_allowed")
+    allowed = {m.strip() for m in reply.headers["Allow"].split(",")}
+    assert method not in allowed and allowed - {"HEAD", "OPTIONS"}
+    assert error["message"] == f"{method} is not allowed here; this address takes {', '.join(sorted(allowed))}"
 
 
 def test_an_api_error_is_json_even_when_a_browser_asks_for_html(client, auth):
