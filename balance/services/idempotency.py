@@ -32,13 +32,20 @@ def fingerprint(endpoint: str, body: dict) -> str:
 
 
 def check_key(key: str | None) -> str | None:
+    """The key, stripped; printable ASCII only.
+
+    A header's bytes reach the app decoded as Latin-1 (WSGI), so a non-ASCII key is
+    whatever that decoding makes of the client's encoding: ``café`` sent as UTF-8 was
+    taken as ``cafÃ©`` and ``日本`` refused as control characters. ASCII means the same
+    key whatever the client, the proxy or the server in between.
+    """
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 printable characters",
-            fields={"Idempotency-Key": "1 to 255 printable characters"},
+            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            fields={"Idempotency-Key": "1 to 255 printable ASCII characters"},
         )
     return key
 

@@ -342,9 +342,10 @@ def test_a_cursor_this_api_did_not_write_is_a_400(unchanged, cursor):
     assert_error(reply, 400, "validation_error", ["cursor"])
 
 
-@pytest.mark.parametrize("key", ["", "   ", "k" * 256, "tab\there", "del\x7f"],
-                         ids=["empty", "blank", "256 chars", "tab", "control character"])
-def test_an_idempotency_key_that_is_not_1_to_255_printable_characters_is_a_400(unchanged, key):
+@pytest.mark.parametrize("key", ["", "   ", "k" * 256, "tab\there", "del\x7f", "caf\u00e9", "caf\u00c3\u00a9"],
+                         ids=["empty", "blank", "256 chars", "tab", "control character", "latin-1 letter",
+                              "utf-8 read as latin-1"])
+def test_an_idempotency_key_that_is_not_1_to_255_printable_ascii_characters_is_a_400(unchanged, key):
     for endpoint in MONEY_ENDPOINTS:
         reply = unchanged.client.post(endpoint, json={"amount": 1}, headers={**unchanged.user, "Idempotency-Key": key})
         assert_error(reply, 400, "validation_error", ["Idempotency-Key"])

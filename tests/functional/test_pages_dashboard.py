@@ -187,7 +187,7 @@ def test_a_top_up_form_with_a_bad_key_says_so_and_comes_back_with_a_fresh_key_th
     wallet.page = reply.get_data(as_text=True)
     assert reply.status_code == 422
     assert ('<p class="form-error" role="alert">Top-up not requested: '
-            'Idempotency-Key must be 1 to 255 printable characters.</p>') in wallet.page
+            'Idempotency-Key must be 1 to 255 printable ASCII characters.</p>') in wallet.page
     assert 'value="5"' in wallet.page and 'value="Lunch"' in wallet.page
     fresh = wallet.key("topup")
     assert fresh.strip() and fresh != html_lib.escape(key)
