@@ -1,4 +1,5 @@
-"""Reading JSON request bodies exactly: numbers with a fraction become ``Decimal``, NaN and Infinity are refused."""
+"""Reading JSON request bodies exactly: numbers with a fraction become ``Decimal``; NaN, Infinity and a name given
+twice in one object are refused."""
 from __future__ import annotations
 
 import json
@@ -13,13 +14,31 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not allowed")
 
 
+class _TwiceNamed(ValueError):
+    pass
+
+
+def _unique_names(pairs: list) -> dict:
+    """``{"amount": 1, "amount": 1000}`` means 1,000 to Python's json and 1 to some other parsers (a proxy's, a
+    log's): for a money request that ambiguity is refused, not resolved."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise _TwiceNamed(f"the body names {twice!r} more than once")
+    return body
+
+
 def json_object() -> dict:
     """The request body as a JSON object, or a clear 400."""
     if not request.is_json:
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     raw = request.get_data(cache=True)
     try:
-        body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants)
+        body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants,
+                          object_pairs_hook=_unique_names)
+    except _TwiceNamed as exc:
+        raise ValidationFailed(str(exc)) from None
     except UnicodeDecodeError:
         raise ValidationFailed("the body is not valid JSON: it is not UTF-8 text") from None
     except ValueError as exc:

@@ -319,6 +319,20 @@ def test_a_body_that_is_not_a_json_object_is_a_400_at_every_endpoint_that_takes_
         assert "fields" not in error, (path, error)
 
 
+@pytest.mark.parametrize(("raw", "twice"), [
+    (b'{"amount": 1, "amount": 1000}', "amount"),
+    (b'{"amount": 10, "email": "a@example.com", "password": "x", "email": "b@example.com"}', "email"),
+    (b'{"amount": 10, "meta": {"note": 1, "note": 2}}', "note"),
+], ids=["the amount twice", "another field twice", "twice in a nested object"])
+def test_a_body_that_names_a_field_twice_is_a_400_that_says_which(unchanged, raw, twice):
+    for method, path in ENDPOINTS:
+        headers = unchanged.admin if "process" in path else unchanged.user
+        reply = unchanged.client.open(path.format(pending=unchanged.pending), method=method, data=raw,
+                                      content_type="application/json", headers=headers)
+        error = assert_error(reply, 400, "validation_error")
+        assert error["message"] == f"the body names {twice!r} more than once", (path, error)
+
+
 # --- query strings and headers ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "1e2", " 5", "²", "٣", "99999999999999999999"])
