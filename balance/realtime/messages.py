@@ -18,6 +18,10 @@ still on older code deliver what they can of a message from newer code instead o
 dropping all of it. A known name in the wrong list is still an error, and so is a
 message with no event this server knows, or one with a ``seq`` whose ``balance_updated``
 is not among them (a socket would take that seq and miss the change).
+
+Each known event's ``data`` must carry the fields the clients read, of the right JSON
+type (``PAYLOADS``; more fields are let through, for newer code): a browser handed
+``"newBalance": "lots"`` or ``NaN`` (not even JSON to it) shows garbage or drops the packet.
 """
 from __future__ import annotations
 
@@ -34,6 +38,43 @@ ADMIN_EVENTS = frozenset({"topup_requested", "topup_processed"})
 
 class InvalidMessage(ValueError):
     pass
+
+
+_NUMBER = ((int, float), "a number")
+_WHOLE = ((int,), "a whole number")
+_TEXT = ((str,), "a string")
+_TEXT_OR_NULL = ((str, type(None)), "a string or null")
+
+# What each event's data must hold (``wire.event`` writes exactly these; tests/unit/test_bus_messages.py checks it).
+PAYLOADS = {
+    "balance_updated": {"newBalance": _NUMBER, "previousBalance": _NUMBER, "transactionId": _TEXT,
+                        "transactionType": _TEXT, "amount": _NUMBER, "timestamp": _TEXT, "seq": _WHOLE},
+    "transaction_completed": {"transactionId": _TEXT, "transactionType": _TEXT, "amount": _NUMBER, "status": _TEXT,
+                              "newBalance": _NUMBER, "timestamp": _TEXT},
+    "transaction_failed": {"transactionId": _TEXT, "transactionType": _TEXT, "amount": _NUMBER, "reason": _TEXT,
+                           "timestamp": _TEXT},
+    "balance_insufficient": {"transactionId": _TEXT, "requiredAmount": _NUMBER, "currentBalance": _NUMBER,
+                             "shortfall": _NUMBER, "timestamp": _TEXT},
+    "transaction_created": {"transactionId": _TEXT, "transactionType": _TEXT, "amount": _NUMBER, "status": _TEXT,
+                            "description": _TEXT_OR_NULL, "timestamp": _TEXT},
+    "topup_requested": {"transactionId": _TEXT, "userId": _WHOLE, "userEmail": _TEXT, "amount": _NUMBER,
+                        "description": _TEXT_OR_NULL, "timestamp": _TEXT},
+    "topup_processed": {"transactionId": _TEXT, "userId": _WHOLE, "status": _TEXT, "timestamp": _TEXT},
+}
+_ABSENT = object()
+
+
+def _check_data(name: str, data: dict) -> None:
+    for field_name, (types, what) in PAYLOADS[name].items():
+        value = data.get(field_name, _ABSENT)
+        if value is _ABSENT:
+            raise InvalidMessage(f"{name} needs {field_name} ({what})")
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise InvalidMessage(f"{name}.{field_name} must be {what}")
+
+
+def _no_constants(name: str):
+    raise InvalidMessage(f"{name} is not JSON")
 
 
 @dataclass(frozen=True)
@@ -59,7 +100,9 @@ def parse(raw: str | bytes | dict) -> Message:
     """Validate a message from the channel (or from the in-process bus)."""
     if isinstance(raw, (str, bytes)):
         try:
-            raw = json.loads(raw)
+            raw = json.loads(raw, parse_constant=_no_constants)  # NaN / Infinity: a JS client could not parse them
+        except InvalidMessage:
+            raise
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidMessage(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
@@ -103,6 +146,7 @@ def _events(items: list, allowed: frozenset) -> tuple[tuple[tuple[str, dict], ..
         if not isinstance(name, str) or not isinstance(item.get("data"), dict):
             raise InvalidMessage("each event needs an 'event' name and a 'data' object")
         if name in allowed:
+            _check_data(name, item["data"])
             parsed.append((name, item["data"]))
         elif name in USER_EVENTS or name in ADMIN_EVENTS:
             raise InvalidMessage(f"{name} does not belong in this list of events (allowed: {sorted(allowed)})")

@@ -72,11 +72,16 @@ def test_a_valid_message_from_another_service_reaches_every_tab_of_that_user_and
 
 
 def invalid_messages(user_id: int) -> dict[str, bytes | str]:
+    failed = {"transactionId": "booking-1", "transactionType": "payment", "amount": 1, "reason": "x",
+              "timestamp": "2030-01-01T00:00:00.000Z"}
+
     def msg(**fields) -> str:
         return json.dumps({"audience": "user", "user_id": user_id, "seq": None,
-                           "events": [{"event": "transaction_failed", "data": {"reason": "x"}}], **fields})
+                           "events": [{"event": "transaction_failed", "data": failed}], **fields})
 
-    updated = {"event": "balance_updated", "data": {"newBalance": 1000000, "seq": 7}}
+    change = {"newBalance": 1000000, "previousBalance": 0, "transactionId": "booking-1", "transactionType": "topup",
+              "amount": 1000000, "timestamp": "2030-01-01T00:00:00.000Z", "seq": 7}
+    updated = {"event": "balance_updated", "data": change}
     return {
         "not JSON": b"{not json",
         "not UTF-8": b"\xff\xfe\xfd",
@@ -91,11 +96,14 @@ def invalid_messages(user_id: int) -> dict[str, bytes | str]:
         "unknown event": msg(events=[{"event": "drop_tables", "data": {}}]),
         "data not an object": msg(events=[{"event": "transaction_failed", "data": "x"}]),
         "balance_updated without seq": msg(events=[updated]),
-        "seq zero": msg(seq=0, events=[dict(updated, data={"seq": 0})]),
+        "seq zero": msg(seq=0, events=[dict(updated, data={**change, "seq": 0})]),
         "seq not matching its data": msg(seq=6, events=[updated]),
         "an admins' event to a user": msg(events=[{"event": "topup_requested", "data": {}}]),
         "a user's event to the admins": msg(audience="admins", user_id=None),
         "id not a number": msg(id="abc"),
+        "a balance that is not a number": msg(seq=7, events=[dict(updated, data={**change, "newBalance": "1e6"})]),
+        "a field clients read left out": msg(events=[{"event": "transaction_failed", "data": {"reason": "x"}}]),
+        "NaN, which is not JSON": msg(seq=7, events=[updated]).replace("1000000,", "NaN,", 1),
     }
 
 

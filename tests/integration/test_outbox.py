@@ -86,7 +86,7 @@ def test_a_refused_payment_is_one_message_without_a_seq(sent):
 
 def test_a_row_written_as_a_bare_list_of_events_is_still_read_by_the_relay(ctx):
     user = new_user()
-    events = [{"event": "transaction_failed", "data": {"transactionId": "t", "reason": "x"}}]
+    events = [{"event": "transaction_failed", "data": FAILED}]
     db.session.add(OutboxEvent(audience="user", user_id=user, seq=None, payload=json.dumps(events),
                                created_at=utcnow()))
     db.session.commit()
@@ -95,6 +95,12 @@ def test_a_row_written_as_a_bare_list_of_events_is_still_read_by_the_relay(ctx):
 
     assert message["events"] == events and "admin_events" not in message
     assert parse(message).events == (("transaction_failed", events[0]["data"]),)
+
+
+FAILED = {"transactionId": "t", "transactionType": "topup", "amount": 1, "reason": "x",
+          "timestamp": "2030-01-01T00:00:00.000Z"}
+REQUESTED = {"transactionId": "t", "userId": 1, "userEmail": "a@example.com", "amount": 1, "description": None,
+             "timestamp": "2030-01-01T00:00:00.000Z"}
 
 
 class RecordingGateway:
@@ -116,8 +122,8 @@ def test_the_outbox_replay_passes_over_a_row_from_newer_code_and_delivers_the_re
     since = utcnow() - timedelta(seconds=1)
     unknown = {"events": [{"event": "loyalty_points_earned", "data": {"points": 3}}], "admin_events": []}
     mixed = {"events": [{"event": "loyalty_points_earned", "data": {}},
-                        {"event": "transaction_failed", "data": {"transactionId": "t", "reason": "x"}}],
-             "admin_events": [{"event": "topup_requested", "data": {"transactionId": "t"}}]}
+                        {"event": "transaction_failed", "data": FAILED}],
+             "admin_events": [{"event": "topup_requested", "data": REQUESTED}]}
     for payload in (unknown, mixed):
         db.session.add(OutboxEvent(audience="user", user_id=user, seq=None, payload=json.dumps(payload),
                                    created_at=utcnow()))
@@ -126,6 +132,6 @@ def test_the_outbox_replay_passes_over_a_row_from_newer_code_and_delivers_the_re
 
     gateway = RecordingGateway()
     assert replay_outbox_since(gateway, since) == 3
-    assert [m.events for m in gateway.delivered][0] == (("transaction_failed", {"transactionId": "t", "reason": "x"}),)
+    assert [m.events for m in gateway.delivered][0] == (("transaction_failed", FAILED),)
     assert [name for name, _ in gateway.delivered[1].events] == ["transaction_created"]
     assert gateway.stats == {"invalid": 1, "unknown_events_skipped": 1}

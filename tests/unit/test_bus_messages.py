@@ -1,12 +1,20 @@
 """The ``balance:updates`` message format: what another publisher may send, and what is refused."""
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+
 import pytest
 
-from balance.realtime.messages import InvalidMessage, parse
+from balance import wire
+from balance.domain import events as ev
+from balance.realtime.messages import ADMIN_EVENTS, PAYLOADS, USER_EVENTS, InvalidMessage, parse
 
-PROCESSED = {"event": "topup_processed", "data": {"transactionId": "t", "userId": 7, "status": "success"}}
-UPDATED = {"event": "balance_updated", "data": {"newBalance": 5, "seq": 3}}
+AT = "2030-01-01T00:00:00.000Z"
+PROCESSED = {"event": "topup_processed",
+             "data": {"transactionId": "t", "userId": 7, "status": "success", "timestamp": AT}}
+UPDATED = {"event": "balance_updated", "data": {"newBalance": 5, "previousBalance": 2.5, "transactionId": "t",
+                                                "transactionType": "topup", "amount": 2.5, "timestamp": AT, "seq": 3}}
 
 
 def message(**fields) -> dict:
@@ -36,7 +44,8 @@ def test_a_message_with_misplaced_admin_events_is_refused(raw, why):
         parse(raw)
 
 
-COMPLETED = {"event": "transaction_completed", "data": {"transactionId": "t"}}
+COMPLETED = {"event": "transaction_completed", "data": {"transactionId": "t", "transactionType": "topup", "amount": 2.5,
+                                                       "status": "success", "newBalance": 5, "timestamp": AT}}
 FROM_NEWER_CODE = {"event": "loyalty_points_earned", "data": {"points": 3}}
 
 
@@ -72,3 +81,73 @@ def test_a_users_message_of_unknown_events_still_brings_the_admins_theirs():
 def test_a_message_is_still_refused_when_skipping_would_hide_a_mistake(raw, why):
     with pytest.raises(InvalidMessage):
         parse(raw)
+
+
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+EVERY_EVENT = [
+    ev.BalanceChanged(7, "t", "topup", 250, 0, 250, 1, NOW),
+    ev.TransactionCompleted(7, "t", "payment", 1999, 1, NOW),
+    ev.TransactionFailed(7, "t", "topup", 100, "rejected", NOW),
+    ev.BalanceInsufficient(7, "t", 500, 120, NOW),
+    ev.TransactionCreated(7, "t", "topup", 100, "pending", None, NOW),
+    ev.TopupRequested(7, "user@example.com", "t", 100, "for the trip", NOW),
+    ev.TopupProcessed(7, "t", "success", NOW),
+]
+
+
+def test_the_payload_table_covers_every_event_name_this_server_knows():
+    assert set(PAYLOADS) == USER_EVENTS | ADMIN_EVENTS
+
+
+@pytest.mark.parametrize("event", EVERY_EVENT, ids=lambda e: type(e).__name__)
+def test_every_event_this_server_writes_passes_the_checks_other_publishers_face(event):
+    name, data = wire.event(event)
+    assert set(PAYLOADS[name]) <= set(data), "the table asks only for fields the server itself sends"
+    raw = {"audience": "admins", "events": [{"event": name, "data": data}]} if name in ADMIN_EVENTS else \
+        {"audience": "user", "user_id": 7, "seq": data.get("seq"), "events": [{"event": name, "data": data}]}
+    assert parse(json.dumps(raw)).events + parse(json.dumps(raw)).admin_events == ((name, data),)
+
+
+def _with(event: dict, **data) -> dict:
+    changed = {**event["data"], **data}
+    return {**event, "data": {k: v for k, v in changed.items() if v is not DROP}}
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize("raw, why", [
+    (message(events=[_with(UPDATED, newBalance=DROP)]), "no newBalance"),
+    (message(events=[_with(UPDATED, newBalance="lots")]), "newBalance a string"),
+    (message(events=[_with(UPDATED, newBalance=True)]), "newBalance a boolean"),
+    (message(events=[_with(UPDATED, newBalance=None)]), "newBalance null"),
+    (message(events=[_with(UPDATED, transactionId=42)]), "transactionId a number"),
+    (message(events=[_with(UPDATED, timestamp=DROP)]), "no timestamp"),
+    (message(events=[UPDATED, _with(COMPLETED, amount=[1])]), "a second event's amount a list"),
+    (message(seq=None, events=[{"event": "balance_insufficient", "data": {"transactionId": "t", "timestamp": AT}}]),
+     "balance_insufficient without its amounts"),
+    (message(admin_events=[_with(PROCESSED, userId="7")]), "an admins' event's userId a string"),
+    (message(admin_events=[_with(PROCESSED, userId=7.5)]), "an admins' event's userId not whole"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_a_known_event_whose_data_lacks_a_field_clients_read_or_has_it_of_the_wrong_type_is_refused(raw, why):
+    with pytest.raises(InvalidMessage):
+        parse(raw)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_message_with_a_number_json_does_not_have_is_refused(constant):
+    raw = json.dumps(message()).replace('"newBalance": 5', f'"newBalance": {constant}')
+    assert constant in raw
+    with pytest.raises(InvalidMessage, match=f"{constant} is not JSON"):
+        parse(raw)
+
+
+def test_fields_beyond_the_ones_clients_read_pass_through_for_newer_code():
+    parsed = parse(message(events=[_with(UPDATED, currency="EUR")], admin_events=[_with(PROCESSED, note=None)]))
+    assert parsed.events[0][1]["currency"] == "EUR" and parsed.admin_events[0][1]["note"] is None
+
+
+def test_a_description_may_be_null():
+    created = {"transactionId": "t", "transactionType": "topup", "amount": 1, "status": "pending",
+               "description": None, "timestamp": AT}
+    assert parse(message(seq=None, events=[{"event": "transaction_created", "data": created}])).events
