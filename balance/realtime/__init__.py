@@ -15,7 +15,7 @@ import redis
 
 from .. import runtime
 from ..extensions import socketio
-from . import bus, metrics, sockets
+from . import bus, metrics, origins, sockets
 from .cache import LocalBalanceCache, RedisBalanceCache
 from .compression import DeclineCompression
 from .gateway import Gateway
@@ -54,7 +54,7 @@ def init_app(app) -> None:
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE") or _async_mode(),
         message_queue=redis_url,
         channel="flask-socketio",
-        cors_allowed_origins=app.config["FRONTEND_URL"] or None,
+        cors_allowed_origins=origins.allowed(app.config["FRONTEND_URL"]),
         transports=transports(app.config["SOCKETIO_TRANSPORTS"], workers),
         max_http_buffer_size=app.config.get("MAX_CONTENT_LENGTH") or 65536,  # the HTTP routes' limit, for sockets too
         json=json,
