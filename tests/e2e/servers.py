@@ -80,6 +80,18 @@ class BalanceServer:
         return cls(command, {**env, "WEB_CONCURRENCY": str(workers)}, log_path, workers, ready)
 
     @classmethod
+    def procfile(cls, env: dict[str, str], log_path: Path, workers: int) -> BalanceServer:
+        """The Procfile's ``web:`` line as a platform runs it (a shell, ``PORT`` set); ``workers`` is how many it
+        should start, for the readiness check."""
+        line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))[4:].strip()
+
+        def command(port: int):
+            return ["bash", "-c", "exec " + line], {"PORT": str(port), "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+
+        ready = SUBSCRIBED if env.get("REDIS_URL") else IN_PROCESS
+        return cls(command, env, log_path, workers, ready)
+
+    @classmethod
     def single_process(cls, env: dict[str, str], log_path: Path) -> BalanceServer:
         """``python app.py``: one process, both transports, in-process bus when there is no ``REDIS_URL``.
 
