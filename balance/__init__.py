@@ -5,6 +5,7 @@ import logging
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, cli, config, database, errors, ids, pages, realtime
 from .extensions import cors, db, limiter, migrate, socketio
@@ -52,4 +53,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         """Liveness for load balancers."""
         return {"status": "ok"}
 
+    _behind_proxies(app, app.config["TRUSTED_PROXIES"])
     return app
+
+
+def _behind_proxies(app: Flask, hops: int) -> None:
+    """Take the client's address and scheme from the ``X-Forwarded-For``/``-Proto`` that ``hops`` proxies add.
+
+    Behind Heroku's router or a load balancer every request comes from the proxy's
+    address, so the login limit (per client address) would be one bucket for the whole
+    site. Only as many hops as configured are believed: a client can write those headers
+    too. Outermost, so the Socket.IO handshake's origin check sees the same.
+    """
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)

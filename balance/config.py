@@ -54,6 +54,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "MAX_TRANSACTION_AMOUNT": environ.get("MAX_TRANSACTION_AMOUNT", "1000000.00"),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=int(environ.get("JWT_ACCESS_TOKEN_SECONDS", "3600"))),
         "LOGIN_RATE_LIMIT": environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
         # no request of this service needs more; a bigger body is refused (413) before anything reads it
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_REQUEST_BYTES", "65536")),
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),

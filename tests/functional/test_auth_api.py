@@ -94,3 +94,32 @@ def test_logins_beyond_the_rate_limit_get_429_with_the_json_error_body(database_
 
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.mark.parametrize(("trusted_proxies", "forwarded_for", "limited"), [
+    (1, "203.0.113.2", False),
+    (1, "203.0.113.1, 203.0.113.2", False),  # the proxy appends the address it saw: the last one counts
+    (1, "203.0.113.2, 203.0.113.1", True),  # a client writing another address before its own gains nothing
+    (0, "203.0.113.2", True),  # no proxy configured: the header is the client's say-so and is ignored
+], ids=["another client behind the proxy", "another client that forged a first hop",
+        "the same client that forged a first hop", "no proxy configured"])
+def test_the_login_limit_counts_per_client_behind_the_configured_number_of_proxies(database_uri, trusted_proxies,
+                                                                                   forwarded_for, limited):
+    app = databases.make_app(database_uri, LOGIN_RATE_LIMIT="2 per hour", TRUSTED_PROXIES=trusted_proxies)
+    try:
+        client = app.test_client()
+        client.post("/auth/register", json={"email": "hal@example.com", "password": "password123"})
+
+        def login(address: str):
+            return client.post("/auth/login", json={"email": "hal@example.com", "password": "password123"},
+                               headers={"X-Forwarded-For": address})
+
+        assert [login("203.0.113.1").status_code for _ in range(2)] == [200, 200]
+        assert login("203.0.113.1").status_code == 429
+        assert login(forwarded_for).status_code == (429 if limited else 200)
+    finally:
+        with app.app_context():
+            from balance.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
