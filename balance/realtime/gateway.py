@@ -41,6 +41,7 @@ ADMINS_ROOM = "admins"
 
 
 OWED_LIMIT = 1000
+GAP_LIMIT = 1000  # changes replayed to fill one gap (a bigger gap is past the catch-up window anyway)
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
 ASK_BURST, ASK_PER_SECOND = 5, 1.0
@@ -133,7 +134,13 @@ class Gateway:
                     del self.by_user[state.user_id]
 
     def greet(self, sid: str, since_seq: int | None) -> dict | None:
-        """Send the changes after ``since_seq`` (within the window) then ``balance_initial``; return its payload."""
+        """Send the changes after ``since_seq`` (within the window) then ``balance_initial``; return its payload.
+
+        The snapshot is never older than what the socket was sent or says it has seen
+        (``since_seq``): when the cache is behind either, the database answers. So a
+        ``balance_initial`` is the truth as of its sending, and clients may take it as is,
+        even when its ``seq`` is lower than theirs (theirs was then made up).
+        """
         state = self.sockets.get(sid)
         if state is None:
             return None
@@ -141,15 +148,19 @@ class Gateway:
             if self.sockets.get(sid) is not state:
                 return None  # the socket left while this waited for its lock: nothing to read for it
             snap = snapshots.current(state.user_id)
-            if state.last_seq is not None and snap.seq < state.last_seq:
-                snap = snapshots.from_database(state.user_id)  # the cache fell behind what this socket was sent
+            known = max(state.last_seq or 0, since_seq or 0)
+            if snap.seq < known:
+                snap = snapshots.from_database(state.user_id)  # the cache fell behind what this socket has seen
                 snapshots.remember(snap)
+                if snap.seq < known:  # not even the ledger has it: a publisher (or the client) made that seq up
+                    log.warning("a socket of user %s has seen seq %s, the ledger is at %s: back to the ledger",
+                                state.user_id, known, snap.seq)
             if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
                 for change in replay.changes_between(state.user_id, since_seq, snap.seq):
                     self.emit_to(sid, *wire.event(change))
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
             self.emit_to(sid, "balance_initial", payload)
-            state.last_seq = max(snap.seq, state.last_seq or 0)
+            state.last_seq = snap.seq  # the truth, even below what a made-up seq had taken this socket to
             waiting, state.buffer = state.buffer, []
             for message in waiting:
                 self._send(sid, state, message)
@@ -228,17 +239,35 @@ class Gateway:
                     return
                 self.stats["duplicates_dropped"] += 1
                 return
-            if message.seq > state.last_seq + 1:
-                self.stats["gap_fills"] += 1
-                try:
-                    for change in replay.changes_between(state.user_id, state.last_seq, message.seq - 1):
-                        self.emit_to(sid, *wire.event(change))
-                        state.filled(change.seq)
-                except Exception:  # the database is the only way to fill the gap; deliver what we have
-                    log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, message.seq - 1)
+            if message.seq > state.last_seq + 1 and not self._fill_gap(sid, state, message.seq):
+                return
             state.last_seq = message.seq
         for name, data in message.events:
             self.emit_to(sid, name, data)
+
+    def _fill_gap(self, sid: str, state: SocketState, seq: int) -> bool:
+        """Send the changes between the socket's seq and ``seq`` from the ledger; False if ``seq`` is not real.
+
+        The message's own change is committed before it is published, so the ledger has
+        it: if not, another publisher made that seq up, and taking it would make the
+        socket drop the real changes up to it as repeats. The changes found are still sent.
+        """
+        self.stats["gap_fills"] += 1
+        try:
+            changes = replay.changes_between(state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
+        except Exception:  # the database is the only way to fill the gap; deliver what we have
+            log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, seq - 1)
+            return True
+        for change in changes:
+            if change.seq < seq:
+                self.emit_to(sid, *wire.event(change))
+                state.filled(change.seq)
+                state.last_seq = change.seq
+        if len(changes) < GAP_LIMIT and (not changes or changes[-1].seq != seq):
+            self.stats["invalid"] += 1
+            log.warning("dropped a message for user %s with seq %s: the ledger has no such change", state.user_id, seq)
+            return False
+        return True
 
     def emit_to(self, to: str | list[str], event: str, data: dict) -> None:
         """Emit to one socket or a list of them (encoded once), on this process only (``ignore_queue``)."""

@@ -84,9 +84,10 @@ class BalanceNamespace(Namespace):
     def on_connect(self, auth=None):
         user, expires_at = authenticate(auth)
         try:
-            since = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth else request.args.get("since_seq"))
-        except ValueError:
-            since = None
+            since, problem = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth
+                                       else request.args.get("since_seq")), None
+        except ValueError as exc:  # still connected, and greeted with the snapshot; told why nothing was replayed
+            since, problem = None, {"message": f"{exc}: nothing replayed, here is the current balance"}
         gateway = _gateway()
         sid = request.sid
         if not gateway.has_room_for(user.id):  # checked and attached with no yield between: no race past it
@@ -109,6 +110,8 @@ class BalanceNamespace(Namespace):
                     return  # gone before it was acknowledged
                 socketio.sleep(0.002)
             with app.app_context():
+                if problem and sid in gateway.sockets:
+                    gateway.emit_to(sid, "error", problem)
                 gateway.greet(sid, since)
 
         socketio.start_background_task(greet)

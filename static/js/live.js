@@ -4,7 +4,9 @@
  *   socket.io-client reconnects with exponential backoff and jitter; every (re)connect sends the last
  *   `seq` this page has seen as `auth.since_seq`, so the server replays what was missed, then sends
  *   `balance_initial`. A `balance_updated` at or below that seq is a repeat and is dropped; a
- *   `balance_initial` below it is stale and is dropped. Other events are dropped when seen twice.
+ *   `balance_initial` is the truth and sets the seq, even a lower one (the server never sends one older
+ *   than what the page has seen, so a lower seq means the page's was made up by a wrong publisher).
+ *   Other events are dropped when seen twice.
  * - Money and time formatting that writes exactly what the server's templates write.
  * - Toasts, the connection indicator, and forms that submit once (data-once).
  * Everything that came from a user is written with textContent, never parsed as HTML.
@@ -178,8 +180,7 @@
 
     socket.on("balance_initial", function (d) {
       if (!d || typeof d.seq !== "number") return;
-      if (lastSeq !== null && d.seq < lastSeq) return;           // older than what is on screen
-      lastSeq = d.seq;
+      lastSeq = d.seq;                                           // the truth: see the top of this file
       call("balance_initial", d);
     });
     socket.on("balance_updated", function (d) {
@@ -204,6 +205,7 @@
         socket.timeout(5000).emit("get_current_balance", arg, function (err, payload) {
           if (err) { reject(err); return; }
           if (!payload || payload.error) { reject(new Error(payload ? payload.error.message : "no answer")); return; }
+          // the same snapshot as the balance_initial event, but a change may have been sent between the two
           if (typeof payload.seq === "number" && (lastSeq === null || payload.seq >= lastSeq)) {
             lastSeq = payload.seq;
             call("balance_initial", payload);

@@ -11,7 +11,7 @@ import json
 import pytest
 import redis
 
-from tests.e2e.clients import close_all, open_tabs
+from tests.e2e.clients import Tab, close_all, open_tabs
 
 pytestmark = pytest.mark.multiprocess
 
@@ -38,3 +38,23 @@ def test_a_cache_that_fell_behind_the_ledger_never_takes_a_tabs_balance_backward
     finally:
         store.close()
         close_all(tabs)
+
+
+
+def test_a_tab_that_reconnects_with_since_seq_is_never_greeted_with_a_cache_older_than_it(cluster):
+    """A returning tab has no seq on the server yet, only the one it names: the snapshot is not older than that."""
+    api, admin = cluster.api, cluster.admin
+    noor = api.new_user("noor")
+    for amount in (1, 2, 3):
+        api.top_up(noor, admin, amount)
+    store = redis.Redis.from_url(cluster.redis.url)
+    tab = Tab("noor, returning")
+    try:
+        stale = {"balance": 100, "seq": 1, "currency": "USD", "updated_at": None}
+        store.set(f"balance:cache:{noor.id}", json.dumps(stale), ex=3600)
+        tab.connect(cluster.url, auth={"token": noor.token, "since_seq": 3})
+        tab.wait_for("balance_initial")
+        assert tab.events == [("balance_initial", {"balance": 6, "seq": 3})]
+    finally:
+        tab.close()
+        store.close()

@@ -146,3 +146,41 @@ def test_an_event_unknown_to_the_workers_is_skipped_and_the_rest_of_its_message_
                - skipped_before == WORKERS, "each worker logs what it skipped")
     for tab in tabs[ivy.id]:
         assert tab.names() == ["balance_initial"]
+
+
+def made_up_change(user_id: int, seq: int) -> str:
+    change = {"newBalance": 1000000, "previousBalance": 0, "transactionId": "made-up", "transactionType": "topup",
+              "amount": 1000000, "timestamp": "2030-01-01T00:00:00.000Z", "seq": seq}
+    return json.dumps({"user_id": user_id, "seq": seq, "events": [{"event": "balance_updated", "data": change}]})
+
+
+def test_a_message_whose_seq_is_ahead_of_the_ledger_is_dropped_and_the_real_changes_still_arrive(cluster, publisher,
+                                                                                                 two_users):
+    """A seq past the socket's is a gap to fill from the ledger; when the ledger has no such change, the seq was
+    made up, and taking it would have made each tab drop the real changes up to it as repeats."""
+    henry, _, tabs = two_users
+    cluster.api.top_up(henry, cluster.admin, 1)
+    for tab in tabs[henry.id]:
+        tab.wait_for_seq(1)
+    assert publisher.publish(CHANNEL, made_up_change(henry.id, 12)) == WORKERS
+    for seq, amount in ((2, 2), (3, 3)):
+        cluster.api.top_up(henry, cluster.admin, amount)
+    for tab in tabs[henry.id]:
+        tab.wait_for_seq(3)
+        assert tab.seqs() == [1, 2, 3] and "made-up" not in [e["transactionId"] for e in tab.of("balance_updated")]
+    assert cluster.server.count_logged(f"dropped a message for user {henry.id} with seq 12: the ledger has no such "
+                                       "change") >= 1
+
+
+def test_a_tab_that_took_a_made_up_next_seq_is_put_back_on_the_ledgers_by_get_current_balance(cluster, publisher,
+                                                                                             two_users):
+    """The next seq cannot be checked without a query per message; the snapshot a client asks for is the truth."""
+    henry, _, tabs = two_users
+    tab = tabs[henry.id][0]
+    assert publisher.publish(CHANNEL, made_up_change(henry.id, 1)) == WORKERS
+    tab.wait_for_seq(1)
+    assert tab.call("get_current_balance") == {"balance": 0, "seq": 0}
+    real = cluster.api.top_up(henry, cluster.admin, 4)
+    tab.wait_until(lambda t: real["id"] in [e["transactionId"] for e in t.of("balance_updated")],
+                   "the real change with seq 1")
+    assert tab.of("balance_updated")[-1]["seq"] == 1 and tab.of("balance_initial")[-1] == {"balance": 0, "seq": 0}

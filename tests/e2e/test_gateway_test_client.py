@@ -182,6 +182,29 @@ def test_a_bad_since_seq_gets_an_error_event_and_an_error_ack(auth, tabs, bad):
     assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
 
 
+@pytest.mark.parametrize("bad", [-1, "soon", 2.5, True, "\u0663"], ids=["-1", "soon", "2.5", "True", "an Arabic digit"])
+def test_a_bad_since_seq_at_connect_is_said_in_an_error_event_and_the_socket_still_gets_the_snapshot(auth, tabs, bad):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 7)
+    tab = tabs(token_of(user), since_seq=bad)
+    assert tab.greeted() == [
+        ("error", {"message": "since_seq must be a whole number >= 0: nothing replayed, here is the current balance"}),
+        ("balance_initial", {"balance": 7, "seq": 1})]
+    assert tab.connected
+
+
+def test_a_since_seq_ahead_of_the_ledger_gets_just_the_snapshot_whose_lower_seq_is_the_truth(auth, tabs):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 7)
+    tab = tabs(token_of(user), since_seq=999)
+    assert tab.greeted() == [("balance_initial", {"balance": 7, "seq": 1})]
+    auth.fund(user, admin, 1)
+    events = tab.until(lambda events: any(name == "balance_updated" for name, _ in events), "the next change")
+    assert [data["seq"] for name, data in events if name == "balance_updated"] == [2]
+
+
 def test_a_socket_asking_for_its_balance_over_and_over_is_refused_beyond_five_at_once_then_one_a_second(
         auth, tabs):
     """Each ask may replay up to the catch-up window from the database: a flood of them once held a worker for

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 from balance.realtime import gateway as gw
 from balance.realtime.messages import Message
@@ -31,7 +32,9 @@ def two_sids_whose_set_order_flips_when_the_set_grows():
 
 
 def test_deliveries_racing_while_more_tabs_connect_both_finish(monkeypatch):
-    monkeypatch.setattr(gw.replay, "changes_between", lambda *a, **k: time.sleep(0.2) or [])  # a gap fill's query
+    # a gap fill's query, slow, finding the message's own change (what it fills in between is not this test's)
+    monkeypatch.setattr(gw.replay, "changes_between",
+                        lambda user_id, after, upto=None, **k: time.sleep(0.2) or [SimpleNamespace(seq=upto)])
     a, b, more = two_sids_whose_set_order_flips_when_the_set_grows()
     sio = SlowSocketIO()
     gateway = gw.Gateway(sio, 100)
