@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..domain.errors import ValidationFailed
 
@@ -34,6 +35,11 @@ def json_object() -> dict:
     if not request.is_json:
         raise ValidationFailed("send a JSON object with Content-Type: application/json")
     raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body has no length to refuse up front, and werkzeug stops reading it at the limit without a
+        # word: what was read is a prefix, so this would say "not valid JSON" about a body that is too large.
+        raise RequestEntityTooLarge()
     try:
         body = json.loads(raw or b"null", parse_float=Decimal, parse_constant=_no_constants,
                           object_pairs_hook=_unique_names)

@@ -7,6 +7,7 @@ with 10.00 and a pending top-up, and an admin), and every test checks the books 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from types import SimpleNamespace
@@ -126,6 +127,28 @@ def test_a_body_over_the_size_limit_is_a_413_at_every_endpoint_that_takes_one(un
                                       content_type="application/json", headers=headers)
         error = assert_error(reply, 413, "request_too_large")
         assert error["message"] == "the request body is larger than the 65536 bytes accepted", path
+
+
+@pytest.mark.parametrize("size", [70_000, 65_536], ids=["well over the limit", "just over it"])
+def test_a_chunked_body_that_reaches_the_size_limit_is_a_413_not_a_prefix_read_as_bad_json(unchanged, size):
+    """No Content-Length to refuse up front (Transfer-Encoding: chunked, as gunicorn passes it on)."""
+    body = b'{"amount": 5, "description": "' + b"x" * size + b'"}'
+    for method, path in ENDPOINTS:
+        headers = unchanged.admin if "process" in path else unchanged.user
+        reply = unchanged.client.open(path.format(pending=unchanged.pending), method=method,
+                                      input_stream=io.BytesIO(body), content_type="application/json",
+                                      headers={**headers, "Transfer-Encoding": "chunked"},
+                                      environ_overrides={"wsgi.input_terminated": True})
+        assert_error(reply, 413, "request_too_large")
+
+
+def test_a_chunked_body_under_the_size_limit_is_read_whole(unchanged):
+    body = json.dumps({"amount": 5, "description": "x" * 60_000}).encode()
+    reply = unchanged.client.post("/transactions/payment", input_stream=io.BytesIO(body),
+                                  content_type="application/json",
+                                  headers={**unchanged.user, "Transfer-Encoding": "chunked"},
+                                  environ_overrides={"wsgi.input_terminated": True})
+    assert_error(reply, 400, "validation_error", ["description"])  # read whole: its description is too long
 
 
 def test_a_page_form_over_the_size_limit_gets_a_page_saying_so(unchanged):
