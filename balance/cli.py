@@ -5,7 +5,8 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from .domain.errors import BalanceError
+from .api.schemas import NewPasswordSchema, RegisterSchema, load
+from .domain.errors import BalanceError, ValidationFailed
 from .domain.money import format_plain
 from .services import accounts, ledger_store
 
@@ -15,12 +16,27 @@ from .services import accounts, ledger_store
 @click.option("--password", help="Required for a new admin; resets the password of an existing user if given.")
 @with_appcontext
 def create_admin(email: str, password: str | None) -> None:
-    """Create an admin account, or promote an existing user to admin."""
+    """Create an admin account, or promote an existing user to admin.
+
+    The email and password must pass the rules sign-up applies (an admin is no place
+    for a 1-character password); an existing account's email is taken as it is.
+    """
     try:
+        if password is not None:  # (a new admin without one is refused by the service)
+            is_new = accounts.find_id(email) is None
+            load(RegisterSchema if is_new else NewPasswordSchema,
+                 {"email": email, "password": password} if is_new else {"password": password})
         user, created = accounts.make_admin(email, password)
+    except ValidationFailed as exc:
+        problems = "; ".join(f"{name}: {why}" for name, why in (exc.fields or {}).items())
+        raise click.ClickException(f"refused: {problems or exc.message}") from None
     except BalanceError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"{'created' if created else 'promoted'} admin {user.email} (id {user.id})")
+    if created:
+        click.echo(f"created admin {user.email} (id {user.id})")
+    else:
+        click.echo(f"promoted admin {user.email} (id {user.id})"
+                   + ("; their password was reset" if password is not None else "; their password is unchanged"))
 
 
 @click.group("ledger")

@@ -53,10 +53,20 @@ def _storable(text: str) -> bool:
     return True
 
 
+def _new_password():
+    return fields.String(required=True, validate=validate.Length(min=8, max=128))
+
+
 class RegisterSchema(Strict):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, validate=validate.Length(min=8, max=128))
+    password = _new_password()
     name = _text(100)
+
+
+class NewPasswordSchema(Strict):
+    """A password being set on an existing account (``create-admin --password``): sign-up's rule."""
+
+    password = _new_password()
 
 
 class LoginSchema(Strict):

@@ -61,10 +61,15 @@ def get(user_id: int) -> User:
     return user
 
 
+def find_id(email: str) -> int | None:
+    """The id of the account with this email, if there is one."""
+    return db.session.execute(select(User.id).where(User.email == normalise_email(email))).scalar_one_or_none()
+
+
 def make_admin(email: str, password: str | None) -> tuple[User, bool]:
     """Create an admin, or promote an existing user (and reset their password if one is given)."""
     email = normalise_email(email)
-    existing = db.session.execute(select(User.id).where(User.email == email)).scalar_one_or_none()
+    existing = find_id(email)
     if existing is None:
         if not password:
             raise AuthenticationFailed("a new admin needs a password")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from balance.extensions import db
@@ -98,3 +99,32 @@ def test_the_real_flask_command_line_finds_both_commands(database_uri, tmp_path)
                               timeout=60)
     assert verified.returncode == 0, verified.stderr
     assert "ledger OK" in verified.stdout
+
+
+@pytest.mark.parametrize(("email", "password", "complaint"), [
+    ("short@example.com", "x", "password: Length must be between 8 and 128."),
+    ("not-an-email", "long-enough-1", "email: Not a valid email address."),
+    ("a" * 250 + "@example.com", "long-enough-1", "email: Longer than maximum length 254."),
+], ids=["a one-letter password", "no email address", "an address too long"])
+def test_create_admin_refuses_what_sign_up_refuses(runner, auth, email, password, complaint):
+    result = runner.invoke(args=["create-admin", email, "--password", password])
+    assert result.exit_code == 1 and f"refused: {complaint}" in result.output, result.output
+    assert auth.login(email, password).status_code in (400, 401)
+
+
+def test_create_admin_refuses_to_reset_an_existing_users_password_to_one_sign_up_refuses(runner, auth):
+    auth.new_user("keeper@example.com", password="old-password")
+    result = runner.invoke(args=["create-admin", "keeper@example.com", "--password", "short"])
+    assert result.exit_code == 1 and "password: Length must be between 8 and 128." in result.output
+    assert auth.login("keeper@example.com", "old-password").status_code == 200
+    assert auth.login("keeper@example.com", "old-password").get_json()["user"]["role"] == "user"
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ([], "promoted admin member2@example.com (id {id}); their password is unchanged"),
+    (["--password", "new-password-2"], "promoted admin member2@example.com (id {id}); their password was reset"),
+], ids=["without --password", "with --password"])
+def test_create_admin_says_whether_a_promoted_users_password_changed(runner, auth, extra, said):
+    user_id, _ = auth.new_user("member2@example.com", password="old-password")
+    result = runner.invoke(args=["create-admin", "member2@example.com", *extra])
+    assert result.exit_code == 0 and said.format(id=user_id) in result.output, result.output
