@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from .domain.money import parse_limit
+
 DEV_SECRET = "dev-insecure-secret-change-me-before-deploying"  # noqa: S105 - the known default we refuse in production
 
 
@@ -37,6 +39,18 @@ def flag(raw: str | None, default: bool) -> bool:
     raise ConfigError(f"expected a yes/no value, not {raw!r}")
 
 
+def _number(environ: dict[str, str], name: str, default: str, kind: type = int, minimum: float = 0) -> int | float:
+    """A numeric setting; a value that is not one (or is negative) stops the start, naming the variable."""
+    raw = environ.get(name, default)
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
+    if not value >= minimum:  # (also NaN)
+        raise ConfigError(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
 def from_environment(environ: dict[str, str], instance_path: str) -> dict:
     """Build the settings mapping from an environment mapping."""
     env = environ.get("BALANCE_ENV", environ.get("FLASK_ENV", "development"))
@@ -52,20 +66,31 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "FRONTEND_URL": origins,
         "CURRENCY": environ.get("CURRENCY", "USD").upper(),
         "MAX_TRANSACTION_AMOUNT": environ.get("MAX_TRANSACTION_AMOUNT", "1000000.00"),
-        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=int(environ.get("JWT_ACCESS_TOKEN_SECONDS", "3600"))),
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=_number(environ, "JWT_ACCESS_TOKEN_SECONDS", "3600", int)),
         "LOGIN_RATE_LIMIT": environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
-        "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
+        "TRUSTED_PROXIES": _number(environ, "TRUSTED_PROXIES", "0", int),
         # no request of this service needs more; a bigger body is refused (413) before anything reads it
-        "MAX_CONTENT_LENGTH": int(environ.get("MAX_REQUEST_BYTES", "65536")),
+        "MAX_CONTENT_LENGTH": _number(environ, "MAX_REQUEST_BYTES", "65536", int),
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
-        "CATCHUP_WINDOW": int(environ.get("CATCHUP_WINDOW", "500")),
-        "MAX_SOCKETS_PER_USER": int(environ.get("MAX_SOCKETS_PER_USER", "50")),
-        "OUTBOX_RELAY_INTERVAL": float(environ.get("OUTBOX_RELAY_INTERVAL", "1.0")),
-        "OUTBOX_RELAY_GRACE": float(environ.get("OUTBOX_RELAY_GRACE", "2.0")),
+        "CATCHUP_WINDOW": _number(environ, "CATCHUP_WINDOW", "500", int),
+        "MAX_SOCKETS_PER_USER": _number(environ, "MAX_SOCKETS_PER_USER", "50", int),
+        "OUTBOX_RELAY_INTERVAL": _number(environ, "OUTBOX_RELAY_INTERVAL", "1.0", float),
+        "OUTBOX_RELAY_GRACE": _number(environ, "OUTBOX_RELAY_GRACE", "2.0", float),
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
-        "BALANCE_CACHE_TTL": int(environ.get("BALANCE_CACHE_TTL", "3600")),
+        "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
     }
+
+
+def check_values(config: dict) -> None:
+    """Settings that are only read when money moves are checked at start, so a typo stops the start, not payments."""
+    try:
+        parse_limit(config["MAX_TRANSACTION_AMOUNT"])
+    except ValueError as exc:
+        raise ConfigError(f"MAX_TRANSACTION_AMOUNT: {exc}") from None
+    currency = config.get("CURRENCY", "")
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
+        raise ConfigError(f"CURRENCY must be a three-letter code such as USD, not {currency!r}")
 
 
 def check_secrets(config: dict) -> None:

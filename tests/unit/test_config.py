@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from balance.config import DEV_SECRET, ConfigError, check_secrets, database_url, from_environment
+from balance.config import DEV_SECRET, ConfigError, check_secrets, check_values, database_url, from_environment
 
 INSTANCE = "/srv/balance/instance"
 STRONG = "s" * 32
@@ -113,3 +113,36 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     settings = from_environment({"BALANCE_ENV": "production"}, INSTANCE)
     settings.update({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32})
     check_secrets(settings)
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("CATCHUP_WINDOW", "abc", "CATCHUP_WINDOW must be a whole number, not 'abc'"),
+    ("MAX_SOCKETS_PER_USER", "2.5", "MAX_SOCKETS_PER_USER must be a whole number, not '2.5'"),
+    ("TRUSTED_PROXIES", "-1", "TRUSTED_PROXIES must be at least 0, not '-1'"),
+    ("OUTBOX_RELAY_INTERVAL", "soon", "OUTBOX_RELAY_INTERVAL must be a number, not 'soon'"),
+    ("OUTBOX_RELAY_GRACE", "nan", "OUTBOX_RELAY_GRACE must be at least 0, not 'nan'"),
+])
+def test_a_numeric_setting_that_is_not_a_fitting_number_stops_the_start_naming_the_variable(name, value, said):
+    with pytest.raises(ConfigError, match=said.replace(".", r"\.")):
+        from_environment({name: value}, INSTANCE)
+
+
+def test_numeric_settings_may_carry_spaces_around_them():
+    assert from_environment({"CATCHUP_WINDOW": " 20 "}, INSTANCE)["CATCHUP_WINDOW"] == 20
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("MAX_TRANSACTION_AMOUNT", "abc", "MAX_TRANSACTION_AMOUNT: not a positive amount"),
+    ("MAX_TRANSACTION_AMOUNT", "0", "MAX_TRANSACTION_AMOUNT: not a positive amount"),
+    ("MAX_TRANSACTION_AMOUNT", "10.001", "MAX_TRANSACTION_AMOUNT: not a positive amount"),
+    ("CURRENCY", "dollars", "CURRENCY must be a three-letter code such as USD, not 'DOLLARS'"),
+    ("CURRENCY", "U$D", "CURRENCY must be a three-letter code"),
+])
+def test_a_setting_read_only_when_money_moves_is_checked_at_start(name, value, said):
+    settings = from_environment({name: value}, INSTANCE)
+    with pytest.raises(ConfigError, match=said.replace("$", r"\$")):
+        check_values(settings)
+
+
+def test_the_default_settings_pass_the_start_checks():
+    check_values(from_environment({}, INSTANCE))
