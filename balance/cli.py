@@ -54,9 +54,10 @@ def verify() -> None:
     for code, total in sorted(report.house_balances.items()):
         click.echo(f"house account {code}: {format_plain(total)}")
     for d in report.drifts:
-        click.echo(f"DRIFT {d.label}: cached {d.cached} but postings say {d.posted}", err=True)
+        shown = str if d.measure == "seq" else format_plain  # amounts in currency units, as in the summary
+        click.echo(f"DRIFT {d.label}: cached {shown(d.cached)} but postings say {shown(d.posted)}", err=True)
     for ref, total in report.unbalanced_entries:
-        click.echo(f"UNBALANCED entry {ref}: legs sum to {total}", err=True)
+        click.echo(f"UNBALANCED entry {ref}: legs sum to {format_plain(total)}", err=True)
     if not report.clean:
         raise SystemExit(1)
     click.echo("ledger OK: every balance equals the sum of its postings, every entry sums to zero")

@@ -121,6 +121,7 @@ class Drift:
     label: str
     cached: int
     posted: int
+    measure: str = "balance"  # or "seq": what ``cached`` and ``posted`` count (minor units or changes)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def verify() -> VerifyReport:
         if posted != acc.balance:
             drifts.append(Drift(acc.id, label, acc.balance, posted))
         elif int(counts.get(acc.id) or 0) != acc.seq:
-            drifts.append(Drift(acc.id, label + " (seq)", acc.seq, int(counts.get(acc.id) or 0)))
+            drifts.append(Drift(acc.id, label + " (seq)", acc.seq, int(counts.get(acc.id) or 0), measure="seq"))
     unbalanced = db.session.execute(
         select(JournalEntry.reference, func.sum(Posting.amount))
         .join(Posting, Posting.entry_id == JournalEntry.id)

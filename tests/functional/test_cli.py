@@ -76,7 +76,7 @@ def test_ledger_verify_exits_1_and_names_the_account_when_a_cached_balance_drift
     result = runner.invoke(args=["ledger", "verify"])
 
     assert result.exit_code == 1
-    assert f"DRIFT wallet of user {user_id}: cached 2400 but postings say 2500" in result.output
+    assert f"DRIFT wallet of user {user_id}: cached 24.00 but postings say 25.00" in result.output, "currency units"
     assert "ledger OK" not in result.output
 
 

@@ -220,7 +220,7 @@ def test_verify_detects_an_entry_whose_legs_do_not_sum_to_zero(ctx):
 
     assert report.unbalanced_entries == [("manual:broken", 3)]
     assert report.total == 3
-    assert report.drifts == [ledger_store.Drift(account_id, f"wallet of user {user} (seq)", 100, 2)]
+    assert report.drifts == [ledger_store.Drift(account_id, f"wallet of user {user} (seq)", 100, 2, measure="seq")]
     assert not report.clean
     db.session.rollback()
     assert_books_clean()
