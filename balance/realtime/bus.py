@@ -48,10 +48,14 @@ class LocalBus:
         self.cache = cache
 
     def send(self, messages: list[dict], snapshot=None) -> bool:
+        """Deliver after commit, in the request; a message the gateway would refuse is logged, never raised (the
+        change is committed: the request that made it must still be answered with it)."""
         if snapshot is not None:
             self.cache.put(snapshot)
         for m in messages:
-            self.gateway.deliver(parse(m))
+            msg = accepted(self.gateway, m)
+            if msg is not None:
+                self.gateway.deliver(msg)
         return True
 
 

@@ -26,6 +26,7 @@ type (``PAYLOADS``; more fields are let through, for newer code): a browser hand
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 CHANNEL = "balance:updates"
@@ -77,6 +78,23 @@ def _no_constants(name: str):
     raise InvalidMessage(f"{name} is not JSON")
 
 
+JS_SAFE = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+
+
+def _js_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > JS_SAFE:
+        raise InvalidMessage(f"{text[:30]} is beyond what a JavaScript number holds exactly")
+    return value
+
+
+def _js_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: Python reads inf, and json writes it as Infinity, which is not JSON
+        raise InvalidMessage(f"{text[:30]} is beyond what a JavaScript number holds")
+    return value
+
+
 @dataclass(frozen=True)
 class Message:
     id: int | None
@@ -100,7 +118,8 @@ def parse(raw: str | bytes | dict) -> Message:
     """Validate a message from the channel (or from the in-process bus)."""
     if isinstance(raw, (str, bytes)):
         try:
-            raw = json.loads(raw, parse_constant=_no_constants)  # NaN / Infinity: a JS client could not parse them
+            # NaN, Infinity, 1e400 (inf) would reach the browser as a packet it cannot parse; 2**64 as a wrong number
+            raw = json.loads(raw, parse_constant=_no_constants, parse_float=_js_float, parse_int=_js_int)
         except InvalidMessage:
             raise
         except (ValueError, UnicodeDecodeError) as exc:

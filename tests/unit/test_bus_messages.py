@@ -134,12 +134,30 @@ def test_a_known_event_whose_data_lacks_a_field_clients_read_or_has_it_of_the_wr
         parse(raw)
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_a_message_with_a_number_json_does_not_have_is_refused(constant):
-    raw = json.dumps(message()).replace('"newBalance": 5', f'"newBalance": {constant}')
-    assert constant in raw
-    with pytest.raises(InvalidMessage, match=f"{constant} is not JSON"):
+@pytest.mark.parametrize(("number", "why"), [
+    ("NaN", "NaN is not JSON"), ("Infinity", "Infinity is not JSON"), ("-Infinity", "-Infinity is not JSON"),
+    ("1e400", "1e400 is beyond what a JavaScript number holds"),
+    ("-1e400", "-1e400 is beyond what a JavaScript number holds"),
+    (str(2**53), f"{2**53} is beyond what a JavaScript number holds exactly"),
+])
+def test_a_message_with_a_number_a_browser_cannot_read_is_refused(number, why):
+    raw = json.dumps(message()).replace('"newBalance": 5', f'"newBalance": {number}')
+    assert number in raw
+    with pytest.raises(InvalidMessage, match=why):
         parse(raw)
+
+
+@pytest.mark.parametrize("field", ["id", "user_id", "seq"])
+def test_an_id_or_seq_past_what_javascript_holds_is_refused_in_any_field(field):
+    raw = message(**{field: 10**30})
+    if field == "seq":
+        raw["events"] = [_with(UPDATED, seq=10**30)]
+    with pytest.raises(InvalidMessage, match="beyond what a JavaScript number holds exactly"):
+        parse(json.dumps(raw))
+
+
+def test_the_largest_integer_javascript_holds_exactly_is_fine():
+    assert parse(json.dumps(message(events=[_with(UPDATED, newBalance=2**53 - 1)]))).events
 
 
 def test_fields_beyond_the_ones_clients_read_pass_through_for_newer_code():
