@@ -14,6 +14,7 @@ import os
 import redis
 
 from .. import runtime
+from ..config import ConfigError
 from ..extensions import socketio
 from . import bus, metrics, origins, sockets
 from .cache import LocalBalanceCache, RedisBalanceCache
@@ -49,6 +50,10 @@ def transports(setting: str, workers: int) -> list[str]:
 def init_app(app) -> None:
     redis_url = app.config["REDIS_URL"]
     workers = int(app.config.get("WEB_CONCURRENCY") or os.environ.get("WEB_CONCURRENCY", "1"))
+    if workers > 1 and not redis_url:
+        raise ConfigError(f"{workers} workers (WEB_CONCURRENCY) need REDIS_URL: without it each worker delivers only "
+                          "the changes made in it, and the sockets held by the others miss them; set REDIS_URL, "
+                          "or run one worker")
     socketio.init_app(
         app,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE") or _async_mode(),
