@@ -26,6 +26,7 @@ TEST_CONFIG = {
     "LOGIN_RATE_LIMIT": "10000 per minute",
     "REDIS_URL": None,
     "RATELIMIT_STORAGE_URI": "memory://",
+    "WEB_CONCURRENCY": 1,  # one process here, whatever the shell running the tests says
 }
 
 
