@@ -169,3 +169,15 @@ def test_a_description_may_be_null():
     created = {"transactionId": "t", "transactionType": "topup", "amount": 1, "status": "pending",
                "description": None, "timestamp": AT}
     assert parse(message(seq=None, events=[{"event": "transaction_created", "data": created}])).events
+
+
+def test_the_readmes_example_message_is_one_the_server_accepts():
+    """Other publishers copy it: it must pass the same checks as theirs."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"### The `balance:updates` message.*?```json\n(.*?)```", readme, re.S).group(1)
+    parsed = parse(example)
+    assert [name for name, _ in parsed.events] == ["balance_updated", "transaction_completed"]
+    assert [name for name, _ in parsed.admin_events] == ["topup_processed"]
