@@ -91,6 +91,7 @@ class BalanceNamespace(Namespace):
         gateway = _gateway()
         sid = request.sid
         if not gateway.has_room_for(user.id):  # checked and attached with no yield between: no race past it
+            gateway.stats["refused_over_user_limit"] += 1
             raise Refused(f"too many connections: at most {gateway.max_per_user} per user on each server process;"
                           " close some tabs")
         gateway.attach(sid, user.id, user.is_admin, expires_at)
@@ -128,7 +129,9 @@ class BalanceNamespace(Namespace):
         ``emit('disconnect')`` to ``on_disconnect`` like the real thing, which left the socket
         connected but detached from the gateway, silently missing every update after. The real
         ``connect`` and ``disconnect`` run while the socket is pending (not yet, or no longer,
-        connected); a client's event only ever arrives on a connected socket.
+        connected); a client's event only ever arrives on a connected socket. (That holds with
+        python-socketio's default ``always_connect=False``, which this app keeps: with it on, a
+        socket is connected before its connect handler runs.)
         """
         if event in _LIFECYCLE and args and self.socketio.server.manager.is_connected(args[0], self.namespace):
             return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)

@@ -95,3 +95,61 @@ def test_the_sockets_whose_token_has_expired_are_found_and_no_other():
     assert gateway.expired(99.9) == []
     assert gateway.expired(100.0) == ["ended"]
     assert sorted(gateway.expired(500.0)) == ["ended", "later"]
+
+
+class RecordingSocketIO:
+    def __init__(self):
+        self.sent = []
+
+    def emit(self, event, data, to=None, **_):
+        self.sent.append((event, data.get("seq", data.get("n"))))
+
+
+def test_a_snapshot_that_got_ahead_of_messages_on_their_way_still_lets_their_other_events_through(monkeypatch):
+    """get_current_balance read seq 5 while the messages of 4 and 5 were still on their way to this worker."""
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=500, seq=5))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.sockets["tab"].last_seq = 3
+
+    gateway.greet("tab", None)
+    for seq in (4, 5):
+        gateway.deliver(Message(seq, "user", 1, seq, (("balance_updated", {"seq": seq}),
+                                                      ("transaction_completed", {"n": f"completed {seq}"}))))
+    gateway.deliver(Message(5, "user", 1, 5, (("balance_updated", {"seq": 5}),)))  # a repeat of a repeat: nothing
+
+    assert sio.sent == [("balance_initial", 5), ("transaction_completed", "completed 4"),
+                        ("transaction_completed", "completed 5")]
+
+
+def test_a_message_whose_seq_the_ledger_lacks_is_dropped_after_the_real_changes_before_it_are_sent(monkeypatch):
+    ledger = [SimpleNamespace(seq=2), SimpleNamespace(seq=3)]
+    monkeypatch.setattr(gw.replay, "changes_between",
+                        lambda user_id, after, upto=None, **k: [c for c in ledger if after < c.seq <= upto])
+    monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.sockets["tab"].last_seq = 1
+
+    gateway.deliver(Message(None, "user", 1, 12, (("balance_updated", {"seq": 12}),)))  # made up
+    assert sio.sent == [("balance_updated", 2), ("balance_updated", 3)]
+    assert gateway.sockets["tab"].last_seq == 3 and gateway.stats["made_up_seq_drops"] == 1
+
+    ledger.append(SimpleNamespace(seq=4))  # the next real change, committed then published
+    gateway.deliver(Message(None, "user", 1, 4, (("balance_updated", {"seq": 4}),)))
+    assert sio.sent[2:] == [("balance_updated", 4)]
+
+
+def test_a_gap_the_database_cannot_fill_right_now_still_delivers_the_message(monkeypatch):
+    def down(*_, **__):
+        raise ConnectionError("database unavailable")
+
+    monkeypatch.setattr(gw.replay, "changes_between", down)
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.sockets["tab"].last_seq = 1
+    gateway.deliver(Message(None, "user", 1, 3, (("balance_updated", {"seq": 3}),)))
+    assert sio.sent == [("balance_updated", 3)] and gateway.sockets["tab"].last_seq == 3
