@@ -5,6 +5,7 @@ and testing the app refuses to start with a missing or default secret.
 """
 from __future__ import annotations
 
+import math
 import os
 from datetime import timedelta
 
@@ -40,13 +41,13 @@ def flag(raw: str | None, default: bool) -> bool:
 
 
 def _number(environ: dict[str, str], name: str, default: str, kind: type = int, minimum: float = 0) -> int | float:
-    """A numeric setting; a value that is not one (or is negative) stops the start, naming the variable."""
+    """A numeric setting; a value that is not one, or below what the setting can work with, stops the start."""
     raw = environ.get(name, default)
     try:
         value = kind(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
-    if not value >= minimum:  # (also NaN)
+    if not (value >= minimum and math.isfinite(value)):  # (NaN and inf too)
         raise ConfigError(f"{name} must be at least {minimum}, not {raw!r}")
     return value
 
@@ -66,18 +67,19 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "FRONTEND_URL": origins,
         "CURRENCY": environ.get("CURRENCY", "USD").upper(),
         "MAX_TRANSACTION_AMOUNT": environ.get("MAX_TRANSACTION_AMOUNT", "1000000.00"),
-        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=_number(environ, "JWT_ACCESS_TOKEN_SECONDS", "3600", int)),
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(
+            seconds=_number(environ, "JWT_ACCESS_TOKEN_SECONDS", "3600", int, minimum=1)),
         "LOGIN_RATE_LIMIT": environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "TRUSTED_PROXIES": _number(environ, "TRUSTED_PROXIES", "0", int),
         # no request of this service needs more; a bigger body is refused (413) before anything reads it
-        "MAX_CONTENT_LENGTH": _number(environ, "MAX_REQUEST_BYTES", "65536", int),
+        "MAX_CONTENT_LENGTH": _number(environ, "MAX_REQUEST_BYTES", "65536", int, minimum=1024),
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
         "CATCHUP_WINDOW": _number(environ, "CATCHUP_WINDOW", "500", int),
-        "MAX_SOCKETS_PER_USER": _number(environ, "MAX_SOCKETS_PER_USER", "50", int),
-        "OUTBOX_RELAY_INTERVAL": _number(environ, "OUTBOX_RELAY_INTERVAL", "1.0", float),
+        "MAX_SOCKETS_PER_USER": _number(environ, "MAX_SOCKETS_PER_USER", "50", int, minimum=1),
+        "OUTBOX_RELAY_INTERVAL": _number(environ, "OUTBOX_RELAY_INTERVAL", "1.0", float, minimum=0.01),
         "OUTBOX_RELAY_GRACE": _number(environ, "OUTBOX_RELAY_GRACE", "2.0", float),
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
-        "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int),
+        "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int, minimum=1),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
     }
 

@@ -99,8 +99,8 @@ class Gateway:
         self.by_user: dict[int, set[str]] = {}
         self.admins: set[str] = set()
         self.recent = RecentIds()
-        self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0, "unknown_events_skipped": 0,
-                      "refused_over_user_limit": 0, "made_up_seq_drops": 0}
+        self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0,
+                      "unknown_events_skipped": 0, "refused_over_user_limit": 0, "made_up_seq_drops": 0}
 
     # -- sockets coming and going -------------------------------------------------------------
 

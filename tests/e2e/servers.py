@@ -86,7 +86,8 @@ class BalanceServer:
         line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))[4:].strip()
 
         def command(port: int):
-            return ["bash", "-c", "exec " + line], {"PORT": str(port), "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+            path = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+            return ["bash", "-c", "exec " + line], {"PORT": str(port), "PATH": path}
 
         ready = SUBSCRIBED if env.get("REDIS_URL") else IN_PROCESS
         return cls(command, env, log_path, workers, ready)

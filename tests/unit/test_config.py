@@ -121,6 +121,12 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("TRUSTED_PROXIES", "-1", "TRUSTED_PROXIES must be at least 0, not '-1'"),
     ("OUTBOX_RELAY_INTERVAL", "soon", "OUTBOX_RELAY_INTERVAL must be a number, not 'soon'"),
     ("OUTBOX_RELAY_GRACE", "nan", "OUTBOX_RELAY_GRACE must be at least 0, not 'nan'"),
+    ("OUTBOX_RELAY_INTERVAL", "inf", "OUTBOX_RELAY_INTERVAL must be at least 0.01, not 'inf'"),
+    ("OUTBOX_RELAY_INTERVAL", "0", "OUTBOX_RELAY_INTERVAL must be at least 0.01, not '0'"),
+    ("MAX_SOCKETS_PER_USER", "0", "MAX_SOCKETS_PER_USER must be at least 1, not '0'"),
+    ("MAX_REQUEST_BYTES", "0", "MAX_REQUEST_BYTES must be at least 1024, not '0'"),
+    ("JWT_ACCESS_TOKEN_SECONDS", "0", "JWT_ACCESS_TOKEN_SECONDS must be at least 1, not '0'"),
+    ("BALANCE_CACHE_TTL", "0", "BALANCE_CACHE_TTL must be at least 1, not '0'"),
 ])
 def test_a_numeric_setting_that_is_not_a_fitting_number_stops_the_start_naming_the_variable(name, value, said):
     with pytest.raises(ConfigError, match=said.replace(".", r"\.")):
