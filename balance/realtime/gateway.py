@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ ADMINS_ROOM = "admins"
 
 
 OWED_LIMIT = 1000
+ORPHAN_GRACE = 10.0  # seconds a socket may take to finish connecting (its greeting waits at most 5)
 GAP_LIMIT = 1000  # changes replayed to fill one gap; a gap this big is taken on trust (the ledger is not checked)
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
@@ -58,6 +60,7 @@ class SocketState:
     expires_at: float | None = None  # when the token it connected with expires (epoch seconds)
     asks: float = ASK_BURST  # get_current_balance calls this socket may make right now
     asked_at: float = 0.0
+    attached_at: float = field(default_factory=time.monotonic)
 
     def may_ask(self, now: float) -> bool:
         """A token bucket for ``get_current_balance``: ``ASK_BURST`` at once, then ``ASK_PER_SECOND``."""
@@ -119,6 +122,17 @@ class Gateway:
         """This process's sockets whose token has expired by ``now``."""
         return [sid for sid, state in list(self.sockets.items())
                 if state.expires_at is not None and state.expires_at <= now]
+
+    def orphaned(self, now: float, is_live, grace: float = ORPHAN_GRACE) -> list[str]:
+        """Sockets attached more than ``grace`` seconds ago whose connection ``is_live`` says is gone.
+
+        A connection that drops while its connect handler waits (on the database) gets no
+        disconnect: python-socketio ignores a disconnect of a socket still connecting. Its
+        state would then hold memory and one of its user's ``MAX_SOCKETS_PER_USER`` until
+        its token expired.
+        """
+        return [sid for sid, state in list(self.sockets.items())
+                if now - state.attached_at > grace and not is_live(sid)]
 
     def detach(self, sid: str) -> None:
         state = self.sockets.pop(sid, None)

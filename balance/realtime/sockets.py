@@ -169,12 +169,22 @@ def close_expired_forever(socketio, gateway, interval: float = EXPIRY_SWEEP) -> 
     """A socket lives no longer than the token it connected with: then the server closes it, and the client
     must connect again with a valid one (the pages do, with the login cookie; an ended login finds itself
     refused). So an expired login, a demoted admin or a deleted user stops receiving within a token's life.
-    One sweep per worker, not a timer per socket (a sleeping greenlet each cost 8 KiB per socket)."""
+    One sweep per worker, not a timer per socket (a sleeping greenlet each cost 8 KiB per socket).
+    The same sweep lets go of sockets whose connection dropped while they were connecting."""
     while True:
         socketio.sleep(interval)
         for sid in gateway.expired(time.time()):
             log.info("socket %s: its token expired; closing it", sid)
             socketio.server.disconnect(sid, namespace=NAMESPACE)
+        for sid in gateway.orphaned(time.monotonic(), lambda sid: _has_connection(socketio, sid)):
+            log.info("socket %s: its connection is gone; letting it go", sid)
+            socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _has_connection(socketio, sid: str) -> bool:
+    """Whether engine.io still has the connection under this socket (it drops it when the client goes)."""
+    eio_sid = socketio.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+    return eio_sid is not None and eio_sid in socketio.server.eio.sockets
 
 
 def register(socketio) -> None:

@@ -18,6 +18,8 @@ import socketio
 from flask import Flask
 from flask_jwt_extended import JWTManager, create_refresh_token
 
+from balance.realtime.gateway import ORPHAN_GRACE
+from balance.realtime.sockets import EXPIRY_SWEEP
 from tests.e2e.clients import Tab
 from tests.e2e.servers import JWT_SECRET
 
@@ -159,6 +161,9 @@ def test_a_socket_is_closed_by_the_server_when_its_token_expires_and_no_other_wi
             time.sleep(0.05)
         assert not short.client.connected, "closed at its token's expiry (found by a sweep every 5 s)"
         assert time.time() >= now + 2, "not before it"
+        # the same sweep lets go of sockets whose connection is gone: past its grace, a live one is not among them
+        time.sleep(max(0.0, now + ORPHAN_GRACE + EXPIRY_SWEEP + 1 - time.time()))
+        assert long_.client.connected
         assert long_.client.call("get_current_balance", None, namespace="/balance", timeout=10) == \
             {"balance": 0, "seq": 0}
     finally:

@@ -1,4 +1,4 @@
-"""Two deliveries to one user at once never wait on each other (the gateway holds all of a user's socket locks)."""
+"""The gateway's bookkeeping: locks (two deliveries to one user never wait on each other), owed events, gaps, orphans."""
 from __future__ import annotations
 
 import threading
@@ -153,3 +153,12 @@ def test_a_gap_the_database_cannot_fill_right_now_still_delivers_the_message(mon
     gateway.sockets["tab"].last_seq = 1
     gateway.deliver(Message(None, "user", 1, 3, (("balance_updated", {"seq": 3}),)))
     assert sio.sent == [("balance_updated", 3)] and gateway.sockets["tab"].last_seq == 3
+
+
+def test_a_socket_whose_connection_is_gone_is_orphaned_once_it_has_had_time_to_connect():
+    gateway = gw.Gateway(RecordingSocketIO(), 100)
+    for sid in ("live", "dropped while connecting", "just attached"):
+        gateway.attach(sid, 1, False)
+    gateway.sockets["live"].attached_at = gateway.sockets["dropped while connecting"].attached_at = 0.0
+    gateway.sockets["just attached"].attached_at = 95.0
+    assert gateway.orphaned(100.0, is_live=lambda sid: sid == "live") == ["dropped while connecting"]
