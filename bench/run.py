@@ -163,7 +163,8 @@ class Run:
 
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(DATABASE_URL=uri.replace("postgresql+psycopg://", "postgresql://"), REDIS_URL=redis_url,
-                   SECRET_KEY=secret, JWT_SECRET=secret, BALANCE_ENV="production", WORKER_CONNECTIONS="10000")
+                   SECRET_KEY=secret, JWT_SECRET=secret, BALANCE_ENV="production",
+                   WORKER_CONNECTIONS=os.environ.get("WORKER_CONNECTIONS", "10000"))  # the Procfile's default
         gunicorn = Gunicorn(env, a.workers, services.free_port(), os.path.join(self.dir, "gunicorn.log"),
                             a.worker_class, a.server_venv, preexec=self._nice)
         self.log(f"starting: {gunicorn.cmd}")
