@@ -172,10 +172,12 @@ class Gateway:
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
             self.emit_to(sid, "balance_initial", payload)
             before, state.last_seq = state.last_seq, snap.seq  # the truth, even below a made-up seq
-            if before is not None and before < snap.seq <= before + OWED_LIMIT:
-                # The snapshot got ahead of messages still on their way to this socket: when they come, their
-                # balance_updated is a repeat, but their other events (transaction_completed...) are still owed.
-                for seq in range(before + 1, snap.seq + 1):
+            seen = before if before is not None else since_seq  # what the socket had before this greeting
+            if seen is not None and seen < snap.seq <= seen + OWED_LIMIT:
+                # The snapshot got ahead of messages still on their way to this socket (or waiting in its buffer):
+                # when they come, their balance_updated is a repeat, but their other events (transaction_completed,
+                # the admins' ...) are still owed.
+                for seq in range(seen + 1, snap.seq + 1):
                     state.filled(seq)
             waiting, state.buffer = state.buffer, []
             for message in waiting:

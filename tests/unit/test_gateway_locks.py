@@ -1,4 +1,5 @@
-"""The gateway's bookkeeping: locks (two deliveries to one user never wait on each other), owed events, gaps, orphans."""
+"""The gateway's bookkeeping: locks (two deliveries to one user never wait on each other), owed events, gaps,
+orphaned sockets."""
 from __future__ import annotations
 
 import threading
@@ -162,3 +163,23 @@ def test_a_socket_whose_connection_is_gone_is_orphaned_once_it_has_had_time_to_c
     gateway.sockets["live"].attached_at = gateway.sockets["dropped while connecting"].attached_at = 0.0
     gateway.sockets["just attached"].attached_at = 95.0
     assert gateway.orphaned(100.0, is_live=lambda sid: sid == "live") == ["dropped while connecting"]
+
+
+def test_a_returning_socket_replayed_from_the_ledger_still_gets_the_other_events_of_messages_waiting_for_it(
+        monkeypatch):
+    """Messages that arrived while the socket was connecting wait in its buffer; the greeting replays their
+    balance_updated from the ledger, and their other events follow once."""
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=700, seq=7))
+    monkeypatch.setattr(gw.replay, "changes_between", lambda user_id, after, upto=None, **k: [
+        SimpleNamespace(seq=seq) for seq in range(after + 1, upto + 1)])
+    monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.deliver(Message(7, "user", 1, 7, (("balance_updated", {"seq": 7}),
+                                              ("transaction_completed", {"n": "completed 7"}))))  # buffered
+
+    gateway.greet("tab", 5)
+
+    assert sio.sent == [("balance_updated", 6), ("balance_updated", 7), ("balance_initial", 7),
+                        ("transaction_completed", "completed 7")]
