@@ -25,8 +25,10 @@ def _unique_names(pairs: list) -> dict:
     body = dict(pairs)
     if len(body) != len(pairs):
         seen = set()
-        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
-        raise _TwiceNamed(f"the body names {twice!r} more than once")
+        for name, _ in pairs:
+            if name in seen:
+                raise _TwiceNamed(f"the body names {name!r} more than once")
+            seen.add(name)
     return body
 
 

@@ -83,7 +83,8 @@ class BalanceServer:
     def procfile(cls, env: dict[str, str], log_path: Path, workers: int) -> BalanceServer:
         """The Procfile's ``web:`` line as a platform runs it (a shell, ``PORT`` set); ``workers`` is how many it
         should start, for the readiness check."""
-        line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))[4:].strip()
+        lines = (ROOT / "Procfile").read_text().splitlines()
+        line = next(text for text in lines if text.startswith("web:"))[len("web:"):].strip()
 
         def command(port: int):
             path = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
