@@ -87,6 +87,7 @@ def init_app(app) -> None:
 
 def start_background_services(app) -> None:
     """Start this worker's Redis listener (if any) and its outbox relay; settle the heap of a serving process."""
+    runtime.lean_greenlets()
     runtime.settle_heap()
     gateway = app.extensions["balance.gateway"]
     publisher = app.extensions["balance.publisher"]

@@ -40,3 +40,16 @@ def test_settling_the_heap_freezes_what_exists_and_starts_watching():
         "assert runtime.gc_stats()['collections'][2] >= 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_after_lean_greenlets_a_greenlet_keeps_no_record_of_who_spawned_it_or_from_where(monkeypatch):
+    import gevent
+
+    from balance.runtime import lean_greenlets
+
+    monkeypatch.setattr(gevent.config, "track_greenlet_tree", True)  # gevent's default, put back after the test
+    before = gevent.Greenlet(lambda: None)
+    lean_greenlets()
+    after = gevent.Greenlet(lambda: None)
+    assert before.spawning_stack is not None and before.spawning_greenlet is not None
+    assert after.spawning_stack is None and after.spawning_greenlet is None
