@@ -44,7 +44,9 @@ def engine_options(uri: str) -> dict:
     """
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}
+    # connect_timeout: a database that accepts the TCP connection but does not answer (frozen, overloaded) fails
+    # the request in seconds (503) instead of holding it, and its greenlet's pool slot, indefinitely
+    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": {"connect_timeout": 5}}
 
 
 def install_sqlite_hooks(engine: Engine) -> None:

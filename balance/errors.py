@@ -11,7 +11,7 @@ import time
 from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .domain import errors as e
@@ -109,8 +109,10 @@ def init_app(app) -> None:
     def _database(error: DBAPIError):
         """A connection the database dropped (a restart): the pool has already let go of every connection of that
         age (SQLAlchemy invalidates it on a disconnect), so trying again works. The transaction was rolled back
-        unless the connection died with its COMMIT on the way: clients retry changes with their idempotency key."""
-        if not error.connection_invalidated:
+        unless the connection died with its COMMIT on the way: clients retry changes with their idempotency key.
+        The same for the database not answering at all (down, restarting, refusing connections): an
+        ``OperationalError`` is the driver saying the database could not do it now, not that the request was bad."""
+        if not (error.connection_invalidated or isinstance(error, OperationalError)):
             return _unexpected(error)
         log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
         page, status = respond(503, "database_unavailable", "the database connection was lost; please try again")

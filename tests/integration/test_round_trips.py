@@ -251,3 +251,23 @@ def test_a_pooled_connection_left_in_autocommit_is_never_handed_out(pg_app):
             assert handed_out is not leaked[0] and handed_out.autocommit is False
     assert leaked[0].closed, "the leaky connection was closed, not reused"
     assert auth.client.get("/balance", headers=user).status_code == 200
+
+
+@pytest.mark.parametrize("path, method, body", [
+    ("/auth/login", "POST", {"email": "a@example.com", "password": "password123"}),
+    ("/auth/register", "POST", {"email": "a@example.com", "password": "password123"}),
+], ids=["login", "register"])
+def test_while_the_database_refuses_connections_requests_are_told_to_try_again_not_a_500(path, method, body):
+    """PostgreSQL down or restarting: nothing listens on its port (port 1 here), every connect is refused."""
+    app = databases.make_app("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    try:
+        reply = app.test_client().open(path, method=method, json=body)
+        assert reply.status_code == 503, reply.get_json()
+        assert reply.get_json()["error"]["code"] == "database_unavailable" and reply.headers["Retry-After"] == "1"
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_the_postgresql_pool_gives_up_on_a_database_that_does_not_answer_within_seconds():
+    assert database.engine_options("postgresql+psycopg://h/d")["connect_args"]["connect_timeout"] <= 5
