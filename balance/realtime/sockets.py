@@ -24,6 +24,7 @@ log = logging.getLogger("BalanceGateway")
 
 _LIFECYCLE = frozenset({"connect", "disconnect"})  # the events python-socketio itself triggers on a namespace
 CONNECT_ACK_WAIT = 5.0  # seconds a greeting waits for the server to acknowledge the connect
+GREET_ATTEMPTS, GREET_RETRY = 4, 0.5  # a greeting whose read fails is tried again after 0.5, 1, 2 s, then given up
 
 
 class Refused(SocketRefused):
@@ -82,7 +83,13 @@ def _gateway():
 
 class BalanceNamespace(Namespace):
     def on_connect(self, auth=None):
-        user, expires_at = authenticate(auth)
+        try:
+            user, expires_at = authenticate(auth)
+        except Refused:
+            raise
+        except Exception:  # the database, most likely: any other exception here leaves the connect unanswered
+            log.exception("could not check a socket's login")
+            raise Refused("unavailable: the login could not be checked just now; connect again") from None
         try:
             since, problem = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth
                                        else request.args.get("since_seq")), None
@@ -110,10 +117,19 @@ class BalanceNamespace(Namespace):
                 if sid not in gateway.sockets:
                     return  # gone before it was acknowledged
                 socketio.sleep(0.002)
-            with app.app_context():
-                if problem and sid in gateway.sockets:
-                    gateway.emit_to(sid, "error", problem)
-                gateway.greet(sid, since)
+            if problem and sid in gateway.sockets:
+                gateway.emit_to(sid, "error", problem)
+            for attempt in range(GREET_ATTEMPTS):
+                if sid not in gateway.sockets:
+                    return
+                try:
+                    with app.app_context():
+                        gateway.greet(sid, since)
+                    return
+                except Exception:  # its read failed (a database restart): until it is greeted, its changes wait
+                    log.exception("could not greet socket %s (attempt %d of %d)", sid, attempt + 1, GREET_ATTEMPTS)
+                    socketio.sleep(GREET_RETRY * 2**attempt)
+            socketio.server.disconnect(sid, namespace=NAMESPACE)  # the client connects again, rather than wait
 
         socketio.start_background_task(greet)
 

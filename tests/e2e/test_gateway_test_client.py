@@ -10,8 +10,11 @@ import time
 
 import pytest
 from flask_jwt_extended import create_refresh_token
+from sqlalchemy.exc import OperationalError
 
 from balance.extensions import db, socketio
+from balance.realtime import gateway as gateway_module
+from balance.realtime import sockets as sockets_module
 from tests.support import databases
 from tests.support.auth import AuthActions
 
@@ -304,3 +307,33 @@ def test_an_event_the_namespace_does_not_take_gets_an_error_event_and_an_error_a
     events = tab.until(lambda events: len(events) == 2, "the error event")
     assert events[1] == ("error", ack["error"])
     assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
+
+
+def database_gone(*_, **__):
+    raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+
+
+def test_a_connect_whose_login_cannot_be_checked_is_refused_not_left_unanswered(app, auth, tabs, monkeypatch):
+    """A database blip while the connect handler reads the user: the client is told (connect_error) and may
+    connect again; left unanswered, socket.io-client waited forever."""
+    _, user = auth.new_user()
+    monkeypatch.setattr(sockets_module, "authenticate", database_gone)
+    tab = tabs(token_of(user))
+    assert not tab.connected
+    assert app.extensions["balance.gateway"].sockets == {}
+
+
+def test_a_greeting_whose_read_fails_is_tried_again_and_the_socket_is_greeted(app, auth, tabs, monkeypatch):
+    _, user = auth.new_user()
+    _, admin = auth.new_admin()
+    auth.fund(user, admin, 4)
+    real, reads = gateway_module.snapshots.current, []
+
+    def fails_once(user_id):
+        reads.append(user_id)
+        return database_gone() if len(reads) == 1 else real(user_id)
+
+    monkeypatch.setattr(gateway_module.snapshots, "current", fails_once)
+    tab = tabs(token_of(user))
+    assert tab.greeted() == [("balance_initial", {"balance": 4, "seq": 1})]
+    assert len(reads) == 2
