@@ -208,14 +208,21 @@ def accepted(gateway, raw) -> Message | None:
 
 REPLAY_LIMIT = 10000
 # How far before the moment the subscription was found broken it may already have been broken
-# (redis-py's health check runs every 10 s on an idle connection).
-SUBSCRIPTION_DOUBT = timedelta(seconds=15)
+# (a silence is taken for a break after SILENCE_LIMIT, below; a margin on top).
+SUBSCRIPTION_DOUBT = timedelta(seconds=20)
+
+
+# The listener pings Redis when nothing has arrived for PING_AFTER seconds, and takes a silence of SILENCE_LIMIT
+# (no message, no pong) for a lost subscription: a partition, or a failover behind the same address, can leave the
+# connection open and quiet, and a blocking read on it would wait forever while every socket missed every change.
+PING_AFTER, SILENCE_LIMIT = 5.0, 15.0
 
 
 def listen_forever(app, client: redis.Redis, gateway) -> None:
     """Subscribe to ``balance:updates`` and deliver; after a lost subscription, catch up from the outbox and ledger."""
     backoff, down_since = 0.1, None
     while True:
+        pubsub = None
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
@@ -227,15 +234,24 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
                     gateway.resync()
                 log.info("resubscribed; replayed %d change(s) from the outbox", replayed)
                 down_since = None
-            for item in pubsub.listen():
-                if item.get("type") != "message":
-                    continue
-                msg = accepted(gateway, item["data"])
-                if msg is None:
-                    continue
-                with app.app_context():
-                    gateway.deliver(msg)
+            heard = pinged = time.monotonic()
+            while True:
+                item = pubsub.get_message(timeout=1.0)
+                now = time.monotonic()
+                if item is not None:
+                    heard = now
+                    if item.get("type") == "message":
+                        msg = accepted(gateway, item["data"])
+                        if msg is not None:
+                            with app.app_context():
+                                gateway.deliver(msg)
+                elif now - heard > SILENCE_LIMIT:
+                    raise redis.ConnectionError(f"no word from Redis on the subscription for {now - heard:.0f} s")
+                elif now - max(heard, pinged) >= PING_AFTER:
+                    pubsub.ping("balance-listener")
+                    pinged = now
         except redis.RedisError as exc:
+            _close_quietly(pubsub)
             if down_since is None:
                 log.warning("lost the Redis subscription (%s); retrying", exc)
                 down_since = utcnow() - SUBSCRIPTION_DOUBT
@@ -243,6 +259,17 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             backoff = min(backoff * 2, 2.0)
         except Exception:
             log.exception("balance listener failed; restarting it")
+            _close_quietly(pubsub)
             if down_since is None:
                 down_since = utcnow() - SUBSCRIPTION_DOUBT
             time.sleep(backoff)
+
+
+def _close_quietly(pubsub) -> None:
+    """Let go of a subscription's connection (it may be dead: nothing to say about that twice)."""
+    if pubsub is None:
+        return
+    try:
+        pubsub.close()
+    except Exception:  # noqa: BLE001 - the connection is being dropped because it failed
+        pass

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.clients import close_all, open_spread_tabs
 from tests.e2e.servers import BalanceServer, deploy, eventually, query, server_env
+from tests.support.proxy import SilencingProxy
 
 pytestmark = pytest.mark.multiprocess
 
@@ -87,3 +88,37 @@ def test_approvals_during_a_redis_outage_reach_every_tab_once_in_order_after_it_
 
     verify = server.flask("ledger", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_subscription_gone_silent_is_noticed_and_the_changes_it_missed_still_reach_every_tab(
+        fresh_database, redis_factory, tmp_path):
+    """A partition (or a failover behind the same address) leaves each worker's subscription open and quiet: no
+    error to react to. The listener pings; a silence it takes for a lost subscription, and catches up."""
+    redis = redis_factory()
+    proxy = SilencingProxy("127.0.0.1", redis.port)
+    database_url = fresh_database("silent")
+    server = BalanceServer.gunicorn(server_env(database_url, proxy.url, workers=2), tmp_path / "gunicorn.log",
+                                    workers=2)
+    tabs = []
+    try:
+        deployment = deploy(server, redis, database_url)
+        api, admin = deployment.api, deployment.admin
+        user = api.new_user("silent")
+        pending = [api.request_topup(user, amount)["id"] for amount in (1, 2, 3)]
+        tabs = open_spread_tabs(deployment.url, [user], 4, workers=2)[user.id]
+        api.decide(admin, pending[0])
+        for tab in tabs:
+            tab.wait_for_seq(1)
+
+        proxy.silence()  # every connection open now carries nothing more; new ones work
+        for tx in pending[1:]:
+            assert api.decide(admin, tx)["status"] == "success"
+
+        for tab in tabs:
+            tab.wait_for_seq(3, timeout=45)
+            assert tab.seqs() == [1, 2, 3], f"{tab.label}: {tab.seqs()}"
+        assert server.pids_that_logged("lost the Redis subscription (no word from Redis")
+    finally:
+        close_all(tabs)
+        server.stop()
+        proxy.close()
