@@ -128,7 +128,8 @@ class BalanceNamespace(Namespace):
                     return
                 except Exception:  # its read failed (a database restart): until it is greeted, its changes wait
                     log.exception("could not greet socket %s (attempt %d of %d)", sid, attempt + 1, GREET_ATTEMPTS)
-                    socketio.sleep(GREET_RETRY * 2**attempt)
+                    if attempt + 1 < GREET_ATTEMPTS:
+                        socketio.sleep(GREET_RETRY * 2**attempt)
             socketio.server.disconnect(sid, namespace=NAMESPACE)  # the client connects again, rather than wait
 
         socketio.start_background_task(greet)
