@@ -337,3 +337,16 @@ def test_a_greeting_whose_read_fails_is_tried_again_and_the_socket_is_greeted(ap
     tab = tabs(token_of(user))
     assert tab.greeted() == [("balance_initial", {"balance": 4, "seq": 1})]
     assert len(reads) == 2
+
+
+def test_a_socket_that_cannot_be_greeted_after_its_tries_is_closed_so_that_it_connects_again(
+        app, auth, tabs, monkeypatch):
+    _, user = auth.new_user()
+    monkeypatch.setattr(gateway_module.snapshots, "current", database_gone)
+    tab = tabs(token_of(user))
+    assert tab.connected, "connected first: its login was checked"
+    deadline = time.monotonic() + 10
+    while tab.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not tab.connected, "closed after its tries (0.5 + 1 + 2 s apart)"
+    assert app.extensions["balance.gateway"].sockets == {}
