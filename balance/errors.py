@@ -94,9 +94,9 @@ def init_app(app) -> None:
         """Werkzeug's status and headers (a 405's ``Allow``), our body."""
         code = (error.name or "error").lower().replace(" ", "_")
         message = error.description or error.name
-        allowed = getattr(error, "valid_methods", None)
-        if isinstance(error, MethodNotAllowed) and allowed:
-            message = f"{request.method} is not allowed here; this address takes {', '.join(sorted(allowed))}"
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            message = (f"{request.method} is not allowed here; "
+                       f"this address takes {', '.join(sorted(error.valid_methods))}")
         page, status = respond(error.code or 500, code, message)
         return page, status, [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
 

@@ -150,9 +150,9 @@ class BalanceNamespace(Namespace):
         python-socketio's default ``always_connect=False``, which this app keeps: with it on, a
         socket is connected before its connect handler runs.)
         """
-        if event in _LIFECYCLE and args and self.socketio.server.manager.is_connected(args[0], self.namespace):
-            return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
-        if event and not hasattr(self, "on_" + event):
+        sent_by_client = event in _LIFECYCLE and args and self.socketio.server.manager.is_connected(args[0],
+                                                                                                    self.namespace)
+        if sent_by_client or (event and not hasattr(self, "on_" + event)):
             return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
         return super().trigger_event(event, *args)
 
