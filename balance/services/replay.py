@@ -5,7 +5,7 @@ user's changes can be replayed in order after any outage, by any worker.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from ..domain.events import BalanceChanged
 from ..extensions import db
@@ -31,3 +31,10 @@ def changes_between(user_id: int, after_seq: int, upto_seq: int | None = None, l
                        row.balance_after - row.amount, row.balance_after, row.account_seq, row.created_at)
         for row in db.session.execute(query)
     ]
+
+
+def has_change(user_id: int, seq: int) -> bool:
+    """Whether the user's wallet has a change numbered ``seq`` (one indexed lookup: postings are unique by seq)."""
+    query = select(exists().where(Posting.account_id == Account.id, Account.user_id == user_id,
+                                  Account.kind == "wallet", Posting.account_seq == seq))
+    return bool(db.session.execute(query).scalar())

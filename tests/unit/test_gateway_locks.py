@@ -7,6 +7,8 @@ import time
 import uuid
 from types import SimpleNamespace
 
+import pytest
+
 from balance.realtime import gateway as gw
 from balance.realtime.messages import Message
 
@@ -141,6 +143,29 @@ def test_a_message_whose_seq_the_ledger_lacks_is_dropped_after_the_real_changes_
     ledger.append(SimpleNamespace(seq=4))  # the next real change, committed then published
     gateway.deliver(Message(None, "user", 1, 4, (("balance_updated", {"seq": 4}),)))
     assert sio.sent[2:] == [("balance_updated", 4)]
+
+
+@pytest.mark.parametrize("ledger_has_it, expected_last_seq, dropped", [
+    (True, 12, 0),   # a real change after a long outage: the replayed page, then the message itself
+    (False, 3, 1),   # a seq made up far ahead: the replayed page is sent, the message is not
+])
+def test_a_gap_longer_than_one_replay_is_checked_against_the_ledger_too(monkeypatch, ledger_has_it, expected_last_seq,
+                                                                         dropped):
+    monkeypatch.setattr(gw, "GAP_LIMIT", 2)
+    ledger = [SimpleNamespace(seq=2), SimpleNamespace(seq=3), SimpleNamespace(seq=4)]  # and on, up to 12 if real
+    monkeypatch.setattr(gw.replay, "changes_between",
+                        lambda user_id, after, upto=None, limit=1000: [c for c in ledger if after < c.seq <= upto][:limit])
+    monkeypatch.setattr(gw.replay, "has_change", lambda user_id, seq: ledger_has_it)
+    monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.sockets["tab"].last_seq = 1
+
+    gateway.deliver(Message(None, "user", 1, 12, (("balance_updated", {"seq": 12}),)))
+
+    assert sio.sent == [("balance_updated", 2), ("balance_updated", 3)] + ([("balance_updated", 12)] * (not dropped))
+    assert gateway.sockets["tab"].last_seq == expected_last_seq and gateway.stats["made_up_seq_drops"] == dropped
 
 
 def test_a_gap_the_database_cannot_fill_right_now_still_delivers_the_message(monkeypatch):
