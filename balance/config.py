@@ -40,8 +40,9 @@ def flag(raw: str | None, default: bool) -> bool:
     raise ConfigError(f"expected a yes/no value, not {raw!r}")
 
 
-def _number(environ: dict[str, str], name: str, default: str, kind: type = int, minimum: float = 0) -> int | float:
-    """A numeric setting; a value that is not one, or below what the setting can work with, stops the start."""
+def _number(environ: dict[str, str], name: str, default: str, kind: type = int, minimum: float = 0,
+            maximum: float = math.inf) -> int | float:
+    """A numeric setting; a value that is not one, or outside what the setting can work with, stops the start."""
     raw = environ.get(name, default)
     try:
         value = kind(raw.strip())
@@ -49,6 +50,8 @@ def _number(environ: dict[str, str], name: str, default: str, kind: type = int, 
         raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
     if not (value >= minimum and math.isfinite(value)):  # (NaN and inf too)
         raise ConfigError(f"{name} must be at least {minimum}, not {raw!r}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {raw!r}")
     return value
 
 
@@ -81,6 +84,8 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
         "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int, minimum=1),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
+        # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
+        "DATABASE_STATEMENT_TIMEOUT": _number(environ, "DATABASE_STATEMENT_TIMEOUT", "30", float, maximum=2_000_000),
     }
 
 

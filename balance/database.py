@@ -23,7 +23,7 @@ from typing import Any
 from psycopg import ClientCursor
 from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.sql import Executable
 
@@ -35,18 +35,39 @@ _IMMEDIATE = "balance_sqlite_immediate"
 PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout
 
 
-def engine_options(uri: str) -> dict:
+def engine_options(uri: str, statement_timeout: float = 0) -> dict:
     """SQLAlchemy engine options for the configured database.
 
     PostgreSQL's pool hands out the connection returned last (LIFO), so under load the
     same few stay busy and the rest idle out; ``install_postgresql_hooks`` pings only
     those that have been idle, instead of SQLAlchemy's ``pool_pre_ping`` on every checkout.
+
+    ``statement_timeout`` (seconds, 0 for none) bounds every PostgreSQL statement,
+    waiting for a row lock included: a wallet row held by a transaction that never ends
+    (a forgotten ``psql`` session, say) fails its requests with a 503 once it is spent,
+    instead of holding each one, and its pool connection, until the pool runs dry and the
+    whole worker stops answering. It is set when a connection opens (a startup option,
+    added to any ``options`` the URL gives), so it costs no round trip; work that may
+    rightly take longer (migrations, ``ledger verify``) lifts it for its own transaction
+    (``no_statement_timeout``).
     """
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # connect_timeout: a database that accepts the TCP connection but does not answer (frozen, overloaded) fails
     # the request in seconds (503) instead of holding it, and its greenlet's pool slot, indefinitely
-    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": {"connect_timeout": 5}}
+    connect_args: dict = {"connect_timeout": 5}
+    if statement_timeout:
+        given = make_url(uri).query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        ours = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        connect_args["options"] = f"{given} {ours}" if given else ours
+    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": connect_args}
+
+
+def no_statement_timeout(conn) -> None:
+    """Lift ``statement_timeout`` until the end of ``conn``'s current transaction (PostgreSQL; nothing elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 def install_sqlite_hooks(engine: Engine) -> None:

@@ -20,6 +20,10 @@ from .pages.return_path import to_login
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL's query_canceled (statement_timeout spent) and lock_not_available: the database gave up waiting,
+# and the transaction was rolled back
+_GAVE_UP_WAITING = frozenset({"57014", "55P03"})
+
 STATUS = {
     e.ValidationFailed: 400,
     e.AuthenticationFailed: 401,
@@ -114,8 +118,13 @@ def init_app(app) -> None:
         ``OperationalError`` is the driver saying the database could not do it now, not that the request was bad."""
         if not (error.connection_invalidated or isinstance(error, OperationalError)):
             return _unexpected(error)
-        log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
-        page, status = respond(503, "database_unavailable", "the database connection was lost; please try again")
+        if getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING:
+            log.warning("database statement timed out on %s %s: %s", request.method, request.path, error.orig)
+            message = "the database did not answer in time; nothing was changed, please try again"
+        else:
+            log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
+            message = "the database connection was lost; please try again"
+        page, status = respond(503, "database_unavailable", message)
         return page, status, {"Retry-After": "1"}
 
     def _unauthorized(message: str):

@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from balance.database import no_statement_timeout
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -100,6 +102,8 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            # a migration may rightly take longer than the statement timeout requests live under
+            no_statement_timeout(connection)
             context.run_migrations()
 
 

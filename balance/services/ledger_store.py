@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..database import together
+from ..database import no_statement_timeout, together
 from ..domain.errors import InsufficientFunds
 from ..domain.ledger import EntryPlan
 from ..extensions import db
@@ -143,8 +143,10 @@ def verify() -> VerifyReport:
     """Recompute every wallet's balance and seq from its postings, and check every entry (and the book) sums to zero.
 
     House accounts keep no cached balance (their balance is their postings' sum, shown
-    in ``house_balances``), so for them there is nothing cached to drift.
+    in ``house_balances``), so for them there is nothing cached to drift. It reads the
+    whole book, so the statement timeout requests live under does not apply to it.
     """
+    no_statement_timeout(db.session.connection())
     sums = dict(db.session.execute(select(Posting.account_id, func.sum(Posting.amount)).group_by(Posting.account_id)).all())
     counts = dict(db.session.execute(
         select(Posting.account_id, func.count(Posting.account_seq)).group_by(Posting.account_id)).all())

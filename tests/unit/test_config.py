@@ -127,6 +127,9 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("MAX_REQUEST_BYTES", "0", "MAX_REQUEST_BYTES must be at least 1024, not '0'"),
     ("JWT_ACCESS_TOKEN_SECONDS", "0", "JWT_ACCESS_TOKEN_SECONDS must be at least 1, not '0'"),
     ("BALANCE_CACHE_TTL", "0", "BALANCE_CACHE_TTL must be at least 1, not '0'"),
+    ("DATABASE_STATEMENT_TIMEOUT", "30s", "DATABASE_STATEMENT_TIMEOUT must be a number, not '30s'"),
+    ("DATABASE_STATEMENT_TIMEOUT", "-1", "DATABASE_STATEMENT_TIMEOUT must be at least 0, not '-1'"),
+    ("DATABASE_STATEMENT_TIMEOUT", "1e9", "DATABASE_STATEMENT_TIMEOUT must be at most 2000000, not '1e9'"),
 ])
 def test_a_numeric_setting_that_is_not_a_fitting_number_stops_the_start_naming_the_variable(name, value, said):
     with pytest.raises(ConfigError, match=said.replace(".", r"\.")):
