@@ -119,6 +119,7 @@ class Posting(db.Model):
         CheckConstraint("amount <> 0", name="amount_not_zero"),
         CheckConstraint("(balance_after IS NULL) = (account_seq IS NULL)", name="seq_with_balance"),
         UniqueConstraint("account_id", "account_seq", name="uq_postings_account_seq"),
+        Index("ix_postings_entry_id", "entry_id"),  # an entry's legs: PostgreSQL's balance check at every commit
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from balance.extensions import db
 
@@ -22,3 +22,15 @@ def test_the_pending_queue_index_holds_only_pending_top_ups(ctx):
     options = pending.get("dialect_options") or {}
     where = options.get(f"{db.engine.dialect.name}_where")
     assert where is not None and "'pending'" in str(where) and "'topup'" in str(where), options
+
+
+def test_an_entrys_legs_are_found_by_index_not_by_reading_every_posting(ctx):
+    """What PostgreSQL's commit-time balance check asks for every leg of every change (and verify, per entry)."""
+    query = "SELECT COALESCE(SUM(amount), 0) FROM postings WHERE entry_id = 1"
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table would be scanned anyway
+            plan = " ".join(row[0] for row in conn.execute(text("EXPLAIN " + query)))
+        else:
+            plan = " ".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + query)))
+    assert "ix_postings_entry_id" in plan, plan
