@@ -273,12 +273,16 @@ class Gateway:
         self.stats["gap_fills"] += 1
         try:
             changes = replay.changes_between(state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
-            real = bool(changes) and changes[-1].seq == seq
-            if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
-                real = replay.has_change(state.user_id, seq)
         except Exception:  # the database is the only way to fill the gap; deliver what we have
             log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, seq - 1)
             return True
+        real = bool(changes) and changes[-1].seq == seq
+        if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
+            try:
+                real = replay.has_change(state.user_id, seq)
+            except Exception:  # as above: the page found is sent, then the message
+                log.exception("could not look up seq %s for a socket", seq)
+                real = True
         for change in changes:
             if change.seq < seq:
                 self.emit_to(sid, *wire.event(change))

@@ -148,14 +148,20 @@ def test_a_message_whose_seq_the_ledger_lacks_is_dropped_after_the_real_changes_
 @pytest.mark.parametrize("ledger_has_it, expected_last_seq, dropped", [
     (True, 12, 0),   # a real change after a long outage: the replayed page, then the message itself
     (False, 3, 1),   # a seq made up far ahead: the replayed page is sent, the message is not
-])
+    (ConnectionError("database unavailable"), 12, 0),  # the lookup failed: the page found, then the message
+], ids=["real", "made-up", "lookup-failed"])
 def test_a_gap_longer_than_one_replay_is_checked_against_the_ledger_too(monkeypatch, ledger_has_it, expected_last_seq,
                                                                          dropped):
     monkeypatch.setattr(gw, "GAP_LIMIT", 2)
     ledger = [SimpleNamespace(seq=2), SimpleNamespace(seq=3), SimpleNamespace(seq=4)]  # and on, up to 12 if real
     monkeypatch.setattr(gw.replay, "changes_between",
                         lambda user_id, after, upto=None, limit=1000: [c for c in ledger if after < c.seq <= upto][:limit])
-    monkeypatch.setattr(gw.replay, "has_change", lambda user_id, seq: ledger_has_it)
+    def has_change(user_id, seq):
+        if isinstance(ledger_has_it, Exception):
+            raise ledger_has_it
+        return ledger_has_it
+
+    monkeypatch.setattr(gw.replay, "has_change", has_change)
     monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
     sio = RecordingSocketIO()
     gateway = gw.Gateway(sio, 100)
