@@ -25,7 +25,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.check_secrets(app.config)
     config.check_values(app.config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(
-        app.config["SQLALCHEMY_DATABASE_URI"], app.config["DATABASE_STATEMENT_TIMEOUT"]))
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["DATABASE_STATEMENT_TIMEOUT"],
+        app.config["DATABASE_LOCK_TIMEOUT"]))
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(process)d %(levelname)s [%(name)s] %(message)s")
 

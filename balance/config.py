@@ -86,6 +86,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
         "DATABASE_STATEMENT_TIMEOUT": _number(environ, "DATABASE_STATEMENT_TIMEOUT", "30", float, maximum=2_000_000),
+        "DATABASE_LOCK_TIMEOUT": _number(environ, "DATABASE_LOCK_TIMEOUT", "5", float, maximum=2_000_000),
     }
 
 

@@ -15,6 +15,7 @@ statements, and a pooled connection is pinged only when it has sat idle.
 """
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -35,32 +36,36 @@ _IMMEDIATE = "balance_sqlite_immediate"
 PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout
 
 
-def engine_options(uri: str, statement_timeout: float = 0) -> dict:
+def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float = 0) -> dict:
     """SQLAlchemy engine options for the configured database.
 
     PostgreSQL's pool hands out the connection returned last (LIFO), so under load the
     same few stay busy and the rest idle out; ``install_postgresql_hooks`` pings only
     those that have been idle, instead of SQLAlchemy's ``pool_pre_ping`` on every checkout.
 
-    ``statement_timeout`` (seconds, 0 for none) bounds every PostgreSQL statement,
-    waiting for a row lock included: a wallet row held by a transaction that never ends
-    (a forgotten ``psql`` session, say) fails its requests with a 503 once it is spent,
-    instead of holding each one, and its pool connection, until the pool runs dry and the
-    whole worker stops answering. It is set when a connection opens (a startup option,
-    added to any ``options`` the URL gives), so it costs no round trip; work that may
-    rightly take longer (migrations, ``ledger verify``) lifts it for its own transaction
-    (``no_statement_timeout``).
+    Two bounds (seconds, 0 for none) on every PostgreSQL statement: ``lock_timeout`` on
+    waiting for a lock, ``statement_timeout`` on the whole statement. A wallet row held
+    by a transaction that never ends (a forgotten ``psql`` session, say) would otherwise
+    hold every request for it, each with its pool connection, until the pool ran dry and
+    the worker answered nobody; bounded, they are told to try again (503), and a short
+    lock wait keeps the pool turning over even while clients retry. Both are startup
+    options (no round trip), added to any ``options`` the URL or ``PGOPTIONS`` give.
+    Work that may rightly take longer (migrations, ``ledger verify``) lifts the statement
+    bound for its own transaction (``no_statement_timeout``); the lock bound stays, so a
+    migration stuck behind a lock fails rather than stalls every request queued behind it.
     """
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # connect_timeout: a database that accepts the TCP connection but does not answer (frozen, overloaded) fails
     # the request in seconds (503) instead of holding it, and its greenlet's pool slot, indefinitely
     connect_args: dict = {"connect_timeout": 5}
-    if statement_timeout:
-        given = make_url(uri).query.get("options")
-        given = " ".join(given) if isinstance(given, tuple) else given
-        ours = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-        connect_args["options"] = f"{given} {ours}" if given else ours
+    ours = [f"-c {name}={max(1, round(seconds * 1000))}"
+            for name, seconds in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout)) if seconds]
+    if ours:
+        # (libpq reads PGOPTIONS only when no options are passed, and these are)
+        given = make_url(uri).query.get("options", os.environ.get("PGOPTIONS"))
+        given = list(given) if isinstance(given, tuple) else [given] if given else []
+        connect_args["options"] = " ".join(given + ours)
     return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": connect_args}
 
 

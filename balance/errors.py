@@ -20,8 +20,8 @@ from .pages.return_path import to_login
 
 log = logging.getLogger(__name__)
 
-# PostgreSQL's query_canceled (statement_timeout spent) and lock_not_available: the database gave up waiting,
-# and the transaction was rolled back
+# PostgreSQL's query_canceled (statement_timeout spent) and lock_not_available (lock_timeout): it gave up waiting
+# and rolled the transaction back. (Not "nothing changed": a page may read after its change committed.)
 _GAVE_UP_WAITING = frozenset({"57014", "55P03"})
 
 STATUS = {
@@ -120,7 +120,7 @@ def init_app(app) -> None:
             return _unexpected(error)
         if getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING:
             log.warning("database statement timed out on %s %s: %s", request.method, request.path, error.orig)
-            message = "the database did not answer in time; nothing was changed, please try again"
+            message = "the database did not answer in time; please try again"
         else:
             log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
             message = "the database connection was lost; please try again"

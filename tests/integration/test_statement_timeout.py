@@ -1,9 +1,10 @@
-"""A wallet row held by a transaction that never ends: requests give up after ``DATABASE_STATEMENT_TIMEOUT``.
+"""A wallet row held by a transaction that never ends: requests give up after the database's time bounds.
 
 Without a bound, each request for that wallet waits, holding its pool connection, until
-the pool runs dry and the worker answers nobody. With it, they are told to try again
-(503, nothing changed), and the same request succeeds once the row is free. The
-whole-book work (migrations, ``ledger verify``) is exempt.
+the row is free; meanwhile the worker's pool can run dry. Bounded (``DATABASE_LOCK_TIMEOUT``
+for waiting on a lock, ``DATABASE_STATEMENT_TIMEOUT`` for any statement), they are told
+to try again (503), and the same request succeeds, once, when the row is free. The
+whole-book work (migrations, ``ledger verify``) is exempt from the statement bound.
 """
 from __future__ import annotations
 
@@ -21,97 +22,146 @@ from tests.support import databases
 from tests.support.auth import AuthActions
 from tests.support.wallets import assert_books_clean
 
-TIMEOUT = 0.5
+BOUND = 0.5  # seconds: the bound under test (the other one is left far above it)
+
+
+def app_with(postgres_uri, **settings):
+    databases.empty_postgres(postgres_uri)
+    return databases.make_app(postgres_uri, **settings)
 
 
 @pytest.fixture
 def timed_app(postgres_uri):
-    databases.empty_postgres(postgres_uri)
-    app = databases.make_app(postgres_uri, DATABASE_STATEMENT_TIMEOUT=TIMEOUT)
+    app = app_with(postgres_uri, DATABASE_STATEMENT_TIMEOUT=BOUND, DATABASE_LOCK_TIMEOUT=60)
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
 
 
-def plain(uri: str) -> str:
-    return uri.replace("postgresql+psycopg://", "postgresql://")
+class Holder:
+    """Runs ``sql`` in a transaction of its own and keeps it open until ``release`` (a forgotten psql session)."""
 
+    def __init__(self, uri: str, sql: str):
+        self.url = uri.replace("postgresql+psycopg://", "postgresql://")
+        self.taken, self.released = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(sql,), daemon=True)
+        self.thread.start()
+        assert self.taken.wait(30), "the lock was never taken"
 
-def hold(uri: str, sql: str, seconds: float) -> threading.Thread:
-    """Run ``sql`` in a transaction of its own and keep it open ``seconds`` (what a forgotten psql session does)."""
-    taken = threading.Event()
-
-    def run():
-        with psycopg.connect(plain(uri)) as conn:
+    def _run(self, sql: str) -> None:
+        with psycopg.connect(self.url) as conn:
             conn.execute(sql)
-            taken.set()
-            time.sleep(seconds)
+            self.taken.set()
+            self.released.wait(60)
             conn.rollback()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert taken.wait(10)
-    return thread
+    def release_once_someone_has_waited(self, at_least: float) -> None:
+        """Let go once another backend has been waiting on a lock for ``at_least`` seconds (so it truly waited)."""
+        with psycopg.connect(self.url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                waited = watcher.execute(
+                    "SELECT max(extract(epoch FROM now() - query_start)) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()").fetchone()[0]
+                if waited is not None and waited >= at_least:
+                    break
+                time.sleep(0.05)
+        self.release()
+
+    def release(self) -> None:
+        self.released.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
 
 
-def test_a_payment_on_a_wallet_locked_elsewhere_is_told_to_retry_and_the_retry_pays_once(timed_app, postgres_uri):
-    auth = AuthActions(timed_app.test_client())
+@pytest.mark.parametrize("settings", [
+    {"DATABASE_LOCK_TIMEOUT": BOUND, "DATABASE_STATEMENT_TIMEOUT": 60},
+    {"DATABASE_STATEMENT_TIMEOUT": BOUND, "DATABASE_LOCK_TIMEOUT": 60},
+], ids=["lock-timeout", "statement-timeout"])
+def test_a_payment_on_a_wallet_locked_elsewhere_is_told_to_retry_and_the_retry_pays_once(postgres_uri, settings):
+    app = app_with(postgres_uri, **settings)
+    auth = AuthActions(app.test_client())
     _, admin = auth.new_admin()
     user_id, user = auth.new_user()
     auth.fund(user, admin, 1000)
-    holder = hold(postgres_uri, f"SELECT 1 FROM accounts WHERE user_id = {int(user_id)} FOR UPDATE", 5)
+    holder = Holder(postgres_uri, f"SELECT 1 FROM accounts WHERE user_id = {int(user_id)} FOR UPDATE")
     headers = {**user, "Idempotency-Key": "room-42"}
-
-    started = time.monotonic()
-    refused = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
-    waited = time.monotonic() - started
+    try:
+        started = time.monotonic()
+        refused = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+        waited = time.monotonic() - started
+        assert auth.client.get("/balance", headers=user).get_json()["balance"] == 1000
+    finally:
+        holder.release()
 
     assert refused.status_code == 503, refused.get_json()
     assert refused.get_json()["error"]["code"] == "database_unavailable" and refused.headers["Retry-After"] == "1"
-    assert "did not answer in time; nothing was changed" in refused.get_json()["error"]["message"]
-    assert TIMEOUT <= waited < 4, "it gave up at the timeout, not when the lock was let go"
-    assert auth.client.get("/balance", headers=user).get_json()["balance"] == 1000
-    holder.join(10)
-
+    assert "did not answer in time" in refused.get_json()["error"]["message"]
+    assert BOUND <= waited < 10, "it waited for the row up to the bound under test (the other is 60 s)"
     paid = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
     again = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
     assert (paid.status_code, again.status_code) == (201, 201)
     assert paid.get_json()["id"] == again.get_json()["id"], "the retry of the retry is the same payment"
     assert auth.client.get("/balance", headers=user).get_json()["balance"] == 700
-    with timed_app.app_context():
+    with app.app_context():
         assert_books_clean()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def waiting_out(holder: Holder, work) -> None:
+    """Run ``work`` while ``holder`` keeps its lock past the statement bound; it must wait, then finish."""
+    releaser = threading.Thread(target=holder.release_once_someone_has_waited, args=(3 * BOUND,), daemon=True)
+    releaser.start()
+    started = time.monotonic()
+    try:
+        work()
+    finally:
+        holder.released.set()
+        releaser.join(30)
+    assert time.monotonic() - started >= 3 * BOUND, "the lock was let go before the work had waited past the bound"
 
 
 def test_ledger_verify_waits_out_a_lock_longer_than_the_statement_timeout(timed_app, postgres_uri):
-    holder = hold(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE", 3 * TIMEOUT)
+    holder = Holder(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")
     with timed_app.app_context():
-        report = ledger_store.verify()
+        reports = []
+        waiting_out(holder, lambda: reports.append(ledger_store.verify()))
         db.session.rollback()
-    holder.join(10)
-    assert report.clean
+    assert reports[0].clean
 
 
 def test_migrations_wait_out_a_lock_longer_than_the_statement_timeout(timed_app, postgres_uri):
-    holder = hold(postgres_uri, "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE", 3 * TIMEOUT)
+    holder = Holder(postgres_uri, "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
     with timed_app.app_context():
-        upgrade()  # already at head: it still reads the version table, under the lock
-    holder.join(10)
+        waiting_out(holder, upgrade)  # already at head: it still reads the version table, under the lock
 
 
-def test_without_the_exemption_the_same_read_gives_up(timed_app, postgres_uri):
-    """What the two tests above would meet: the timeout does apply to this app's connections."""
-    holder = hold(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE", 3 * TIMEOUT)
-    with timed_app.app_context(), pytest.raises(Exception, match="statement timeout"):
-        db.session.execute(db.text("SELECT count(*) FROM postings")).scalar()
-    holder.join(10)
+def test_without_the_exemption_the_same_read_gives_up_at_the_bound(timed_app, postgres_uri):
+    """What the two tests above would meet: the bound applies to this app's connections."""
+    holder = Holder(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")
+    try:
+        with timed_app.app_context(), pytest.raises(Exception, match="statement timeout"):
+            db.session.execute(db.text("SELECT count(*) FROM postings")).scalar()
+    finally:
+        holder.release()
 
 
-@pytest.mark.parametrize("url, seconds, options", [
-    ("postgresql+psycopg://h/d", 30, "-c statement_timeout=30000"),
-    ("postgresql+psycopg://h/d", 0.25, "-c statement_timeout=250"),
-    ("postgresql+psycopg://h/d?options=-c%20search_path%3Dbooking", 2, "-c search_path=booking -c statement_timeout=2000"),
-    ("postgresql+psycopg://h/d", 0, None),
-], ids=["default", "fraction", "kept-url-options", "off"])
-def test_the_timeout_is_a_startup_option_that_keeps_what_the_url_asks_for(url, seconds, options):
-    assert database.engine_options(url, seconds)["connect_args"].get("options") == options
+@pytest.mark.parametrize("url, pgoptions, statement, lock, options", [
+    ("postgresql+psycopg://h/d", None, 30, 5, "-c statement_timeout=30000 -c lock_timeout=5000"),
+    ("postgresql+psycopg://h/d", None, 0.25, 0, "-c statement_timeout=250"),
+    ("postgresql+psycopg://h/d?options=-c%20search_path%3Dbooking", None, 2, 0,
+     "-c search_path=booking -c statement_timeout=2000"),
+    ("postgresql+psycopg://h/d", "-c search_path=booking", 0, 1, "-c search_path=booking -c lock_timeout=1000"),
+    ("postgresql+psycopg://h/d?options=-c%20work_mem%3D8MB", "-c search_path=elsewhere", 2, 0,
+     "-c work_mem=8MB -c statement_timeout=2000"),  # the URL's options win over PGOPTIONS, as in libpq
+    ("postgresql+psycopg://h/d", "-c search_path=booking", 0, 0, None),  # libpq itself reads PGOPTIONS then
+], ids=["defaults", "fraction", "kept-url-options", "kept-pgoptions", "url-over-pgoptions", "off"])
+def test_the_bounds_are_startup_options_that_keep_what_the_url_or_environment_ask_for(monkeypatch, url, pgoptions,
+                                                                                      statement, lock, options):
+    if pgoptions is None:
+        monkeypatch.delenv("PGOPTIONS", raising=False)
+    else:
+        monkeypatch.setenv("PGOPTIONS", pgoptions)
+    assert database.engine_options(url, statement, lock)["connect_args"].get("options") == options
