@@ -21,6 +21,8 @@ from .extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 PENDING_TOPUP = "type = 'topup' AND status = 'pending'"
+# decided top-ups: queries say exactly this (text, not bound values), so PostgreSQL always matches its partial index
+DECIDED_TOPUP = "type = 'topup' AND status <> 'pending'"
 
 
 def utcnow() -> datetime:
@@ -154,6 +156,9 @@ class Transaction(db.Model):
         # the admins' queue (pending top-ups, oldest first): only pending rows, so as small as the queue
         Index("ix_transactions_pending_topups", "created_at", "id",
               postgresql_where=text(PENDING_TOPUP), sqlite_where=text(PENDING_TOPUP)),
+        # the admins' decided top-ups, newest first: every page otherwise scanned and sorted all transactions
+        Index("ix_transactions_decided_topups", "created_at", "id",
+              postgresql_where=text(DECIDED_TOPUP), sqlite_where=text(DECIDED_TOPUP)),
     )
 
 
@@ -189,4 +194,5 @@ class OutboxEvent(db.Model):
     __table_args__ = (
         CheckConstraint("audience IN ('user', 'admins')", name="audience_known"),
         Index("ix_outbox_unpublished", "published_at", "id"),
+        Index("ix_outbox_created_at", "created_at"),  # a worker's catch-up after a lost subscription reads by time
     )

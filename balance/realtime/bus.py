@@ -144,11 +144,11 @@ def relay_once(publisher: Publisher, cache, older_than: float) -> int:
         .order_by(OutboxEvent.id)
         .limit(500)
     ).scalars().all()
+    messages = [message(r) for r in rows]  # before the rollback, which would expire each row and reload it alone
     db.session.rollback()
     if not rows:
         cache.repair(snapshots.from_database)
         return 0
-    messages = [message(r) for r in rows]
     # The cache first, so a client that reads GET /balance on receiving the event sees the new balance.
     cache.repair(snapshots.from_database)
     for user_id in {m["user_id"] for m in messages if m["user_id"] is not None}:

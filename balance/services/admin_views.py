@@ -9,12 +9,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
 from ..domain.errors import NotFound
 from ..extensions import db
-from ..models import Account, Transaction, User
+from ..models import DECIDED_TOPUP, Account, Transaction, User
 from . import accounts, history, snapshots
 
 _PEOPLE = (selectinload(Transaction.user), selectinload(Transaction.processed_by))
@@ -73,7 +73,7 @@ def topup(transaction_id: str) -> Transaction:
 
 def processed(limit: int, cursor: str | None) -> history.Page:
     """Decided top-ups, newest first, each with who asked and who decided."""
-    query = select(Transaction).options(*_PEOPLE).where(Transaction.type == "topup", Transaction.status != "pending")
+    query = select(Transaction).options(*_PEOPLE).where(text(DECIDED_TOPUP))
     return history.newest_first(query, limit, cursor)
 
 

@@ -14,13 +14,15 @@ from ..models import Account, JournalEntry, Posting, Transaction
 
 def changes_between(user_id: int, after_seq: int, upto_seq: int | None = None, limit: int = 1000) -> list[BalanceChanged]:
     """The wallet's changes with ``after_seq < seq <= upto_seq``, oldest first."""
+    # The wallet's id first, so the scan is of (account_id, account_seq) in order and stops at ``limit``; joined to
+    # accounts instead, PostgreSQL fetched and sorted every change after ``after_seq`` (475 ms for 38,000 of them).
+    wallet = select(Account.id).where(Account.user_id == user_id, Account.kind == "wallet").scalar_subquery()
     query = (
         select(Posting.amount, Posting.balance_after, Posting.account_seq, Posting.created_at,
                JournalEntry.transaction_id, JournalEntry.kind, Transaction.type)
-        .join(Account, Account.id == Posting.account_id)
         .join(JournalEntry, JournalEntry.id == Posting.entry_id)
         .outerjoin(Transaction, Transaction.id == JournalEntry.transaction_id)
-        .where(Account.user_id == user_id, Posting.account_seq > after_seq)
+        .where(Posting.account_id == wallet, Posting.account_seq > after_seq)
         .order_by(Posting.account_seq)
         .limit(limit)
     )
