@@ -21,6 +21,7 @@ from .templating import money, when
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 20
+USERS_PAGE_SIZE = 50  # the users page refreshes its balances every few seconds: one page's worth
 VERBS = {"success": "approved", "failed": "rejected"}
 
 
@@ -102,19 +103,25 @@ def processed():
     return render_template("admin/processed.html", page=page, cursor=request.args.get("cursor"))
 
 
+def _users_page() -> tuple[int, str | None]:
+    """The users page's position: ``limit`` users by email, just after ``after`` (the previous page's last)."""
+    return history.page_size(request.args.get("limit"), USERS_PAGE_SIZE), history.after_email(request.args.get("after"))
+
+
 @bp.get("/users")
 @admin_required
 def users():
-    """Every user with their balance (kept fresh by the page), linking to their history."""
-    return render_template("admin/users.html", rows=admin_views.users())
+    """Users by email, a page at a time, with their balances (kept fresh by the page), linking to their histories."""
+    page = admin_views.users(*_users_page())
+    return render_template("admin/users.html", page=page, after=request.args.get("after"))
 
 
 @bp.get("/users/balances")
 @admin_required
 def balances():
-    """The users page's refresh: every wallet's balance (currency units, as on the wire) and seq."""
+    """The users page's refresh: the same page's wallets (``limit``, ``after``), balance in currency units and seq."""
     return {"items": [dict(b, balance=to_wire(b["balance"]), updated_at=wire.timestamp(b["updated_at"]))
-                      for b in admin_views.balances()]}
+                      for b in admin_views.balances(*_users_page())]}
 
 
 @bp.get("/users/<int:user_id>")

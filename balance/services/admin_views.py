@@ -89,16 +89,18 @@ def decision(transaction_id: str) -> Decision | None:
     return Decision(tx.status, decider.id if decider else None, decider.email if decider else None, tx.processed_at)
 
 
-def users() -> list[UserBalance]:
-    """Every user with a wallet, by email, with the wallet's balance and change counter."""
-    return [UserBalance(u, a.balance, a.seq, a.updated_at) for u, a in history.users_with_balances()]
+def users(limit: int, after: str | None) -> history.UsersPage:
+    """A page of users with a wallet, by email, each with the wallet's balance and change counter."""
+    page = history.users_with_balances(limit, after)
+    return history.UsersPage([UserBalance(u, a.balance, a.seq, a.updated_at) for u, a, _ in page.items],
+                             page.next_after)
 
 
-def balances() -> list[dict]:
-    """Just the numbers, for the users page to refresh itself: ``[{user_id, balance (minor), seq, updated_at}]``."""
-    rows = db.session.execute(select(Account.user_id, Account.balance, Account.seq, Account.updated_at)
-                              .where(Account.kind == "wallet"))
-    return [{"user_id": r.user_id, "balance": r.balance, "seq": r.seq, "updated_at": r.updated_at} for r in rows]
+def balances(limit: int, after: str | None) -> list[dict]:
+    """Just the numbers of the same page, for the users page to refresh itself:
+    ``[{user_id, balance (minor), seq, updated_at}]``."""
+    return [{"user_id": r.user_id, "balance": r.balance, "seq": r.seq, "updated_at": r.updated_at}
+            for r in history.wallet_numbers(limit, after).items]
 
 
 def user_history(user_id: int, limit: int, cursor: str | None) -> UserHistory:

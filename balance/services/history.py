@@ -86,10 +86,42 @@ def processed_topups(limit: int, cursor: str | None) -> Page:
     return _newest_first(select(Transaction).where(text(DECIDED_TOPUP)), limit, cursor)
 
 
-def users_with_balances() -> list[tuple[User, Account]]:
-    return db.session.execute(
-        select(User, Account).join(Account, Account.user_id == User.id).order_by(User.email)
-    ).all()
+@dataclass(frozen=True)
+class UsersPage:
+    """Users by email, from just after ``after``; ``next_after`` is where the next page starts (None: this is the last)."""
+
+    items: list
+    next_after: str | None
+
+
+def after_email(raw: str | None) -> str | None:
+    """Where a users page starts: just after this email (the one the previous page ended on)."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) > 254:  # longer than any stored email
+        raise ValidationFailed("after must be an email from the previous page", fields={"after": "not a page position"})
+    return raw
+
+
+def _by_email(columns, limit: int, after: str | None) -> UsersPage:
+    """Keyset paging by email (unique and indexed), so a page costs the same however many users there are."""
+    query = select(*columns).join(Account, Account.user_id == User.id).where(Account.kind == "wallet")
+    if after is not None:
+        query = query.where(User.email > after)
+    rows = db.session.execute(query.order_by(User.email).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return UsersPage(rows, rows[-1].email if more and rows else None)
+
+
+def users_with_balances(limit: int, after: str | None) -> UsersPage:
+    """A page of users, each with their wallet."""
+    return _by_email((User, Account, User.email), limit, after)
+
+
+def wallet_numbers(limit: int, after: str | None) -> UsersPage:
+    """The same page as ``users_with_balances``, only the numbers that change (for a page that refreshes itself)."""
+    return _by_email((Account.user_id, Account.balance, Account.seq, Account.updated_at, User.email), limit, after)
 
 
 def newest_first(query, limit: int, cursor: str | None) -> Page:

@@ -8,8 +8,9 @@
  *   marked decided by it, and a top-up the page has heard was decided is never added back by it.
  *   Approve and reject ask for a confirmation in the row before the form is sent.
  * - Processed top-ups: a notice when new decisions exist.
- * - Users: balances refreshed when a top-up is decided, on reconnect, and every few seconds (payments
- *   reach only their user's sockets), never replacing a newer balance with an older one (by seq).
+ * - Users, a page of them by email: that page's balances refreshed when a top-up is decided, on reconnect, and
+ *   every few seconds (payments reach only their user's sockets), never replacing a newer balance with an older
+ *   one (by seq).
  */
 (function () {
   "use strict";
@@ -194,7 +195,7 @@
   /* ---- users and balances ----------------------------------------------------------------------------- */
 
   function setupUsers(root) {
-    var url = root.dataset.balancesUrl;
+    var url = root.dataset.balancesUrl + window.location.search;   // the numbers of this page's users only
     var timer = null;
 
     function refresh() {

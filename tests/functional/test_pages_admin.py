@@ -168,6 +168,35 @@ def test_processed_top_ups_show_who_decided_and_when(client, world):
     assert "Note: ok &lt;i&gt;then&lt;/i&gt;" in row and re.search(r"<time datetime=\"[^\"]+\">.+ UTC</time>", row)
 
 
+def test_the_users_page_is_paged_by_email_and_its_refresh_reads_only_that_page(client, auth, world):
+    for name in ("dora", "bob", "cy", "eve"):
+        auth.new_user(f"{name}@example.com")
+    everyone = sorted(["first@example.com", "ann@example.com", "dora@example.com", "bob@example.com",
+                       "cy@example.com", "eve@example.com"])
+    seen, query, pages = [], "?limit=4", 0
+    while query is not None:
+        page = client.get("/admin/users" + query, headers=HTML).get_data(as_text=True)
+        shown = re.findall(r'class="user-email">([^<]+)<', page)
+        numbers = client.get("/admin/users/balances" + query, headers={"Accept": "application/json"}).get_json()
+        assert len(numbers["items"]) == len(shown), "the refresh covers this page's users, no more"
+        seen += shown
+        pages += 1
+        found = re.search(r'href="\?after=([^"]+)"[^>]*data-next', page)
+        query = f"?limit=4&after={html_lib.unescape(found.group(1))}" if found else None
+    assert seen == everyone and pages == 2
+
+
+@pytest.mark.parametrize("query, said", [
+    ("?limit=0", "limit must be a whole number from 1 to 100"),
+    ("?limit=many", "limit must be a whole number from 1 to 100"),
+    ("?after=" + "a" * 255, "after must be an email from the previous page"),
+], ids=["zero", "not-a-number", "after-too-long"])
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/users/balances"])
+def test_a_users_page_position_that_cannot_be_one_is_refused_with_a_message(client, world, path, query, said):
+    reply = client.get(path + query, headers=HTML)
+    assert reply.status_code == 400 and said in html_lib.unescape(reply.get_data(as_text=True))
+
+
 def test_users_are_listed_with_balances_and_their_histories(client, world):
     decide(client, world)
     page = client.get("/admin/users", headers=HTML).get_data(as_text=True)
