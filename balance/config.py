@@ -82,6 +82,9 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "OUTBOX_RELAY_INTERVAL": _number(environ, "OUTBOX_RELAY_INTERVAL", "1.0", float, minimum=0.01),
         "OUTBOX_RELAY_GRACE": _number(environ, "OUTBOX_RELAY_GRACE", "2.0", float),
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
+        # published outbox rows are deleted this long after publishing (0: kept forever); at least the longest a
+        # worker's subscription may be down and still catch up on events without a seq from the outbox
+        "OUTBOX_RETENTION_HOURS": _number(environ, "OUTBOX_RETENTION_HOURS", "24", float),
         "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int, minimum=1),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1

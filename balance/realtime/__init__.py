@@ -104,3 +104,5 @@ def start_background_services(app) -> None:
         bus.relay_forever, app, publisher, cache,
         app.config["OUTBOX_RELAY_INTERVAL"], app.config.get("OUTBOX_RELAY_GRACE", 2.0),
     )
+    if app.config.get("OUTBOX_RETENTION_HOURS"):
+        socketio.start_background_task(bus.prune_forever, app, app.config["OUTBOX_RETENTION_HOURS"])

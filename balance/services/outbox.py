@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, select
 
 from .. import wire
 from ..domain import events as ev
+from ..extensions import db
 from ..models import OutboxEvent, utcnow
 from . import snapshots
 
@@ -98,3 +100,27 @@ def hand_off(messages: list[dict], snapshot=None) -> None:
         publisher.publish(messages, snapshot)
     elif snapshot is not None:
         snapshots.remember(snapshot)
+
+
+PRUNE_BATCH = 1000
+
+
+def prune_published(older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
+    """Delete one batch of rows published more than ``older_than`` ago; return how many went.
+
+    A published row has done its job: the ledger holds the change, and the outbox is only
+    read again for rows still unpublished (the relay) or for the last moments before a
+    worker lost its subscription (``replay_outbox_since``). Unpublished rows are never
+    touched. Oldest first by id, so the primary key finds them without reading the rest;
+    several workers pruning at once delete each row once (a loser finds it gone).
+    """
+    cutoff = utcnow() - older_than
+    oldest = (select(OutboxEvent.id).where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
+              .order_by(OutboxEvent.id).limit(batch))
+    try:
+        gone = db.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(oldest.scalar_subquery()))).rowcount
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return gone

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from balance.extensions import db
 from balance.models import OutboxEvent, utcnow
 from balance.realtime.messages import parse
 from balance.services import outbox
-from tests.support.wallets import approve, fund, new_admin, new_user, pay, request_topup
+from tests.support.wallets import approve, assert_books_clean, fund, new_admin, new_user, pay, request_topup
 
 
 @pytest.fixture
@@ -135,3 +136,20 @@ def test_the_outbox_replay_passes_over_a_row_from_newer_code_and_delivers_the_re
     assert [m.events for m in gateway.delivered][0] == (("transaction_failed", FAILED),)
     assert [name for name, _ in gateway.delivered[1].events] == ["transaction_created"]
     assert gateway.stats == {"invalid": 1, "unknown_events_skipped": 1}
+
+
+def test_published_rows_past_the_retention_are_pruned_a_batch_at_a_time_and_unpublished_ones_never(ctx):
+    admin, user = new_admin(), new_user()
+    for _ in range(4):
+        fund(user, admin, 10)  # two rows each (the request, the approval), published at once
+    ids = [r.id for r in rows()]
+    assert len(ids) == 8 and all(r.published_at is not None for r in rows())
+    two_days_ago = utcnow() - timedelta(days=2)
+    db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids[:5])).values(published_at=two_days_ago))
+    db.session.execute(update(OutboxEvent).where(OutboxEvent.id == ids[5])  # old, and never published
+                       .values(published_at=None, created_at=two_days_ago))
+    db.session.commit()
+
+    assert [outbox.prune_published(timedelta(hours=24), batch=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert [r.id for r in rows()] == ids[5:], "the unpublished row and the recent ones stay"
+    assert_books_clean()  # the ledger does not lean on the outbox

@@ -131,6 +131,7 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("DATABASE_STATEMENT_TIMEOUT", "-1", "DATABASE_STATEMENT_TIMEOUT must be at least 0, not '-1'"),
     ("DATABASE_STATEMENT_TIMEOUT", "1e9", "DATABASE_STATEMENT_TIMEOUT must be at most 2000000, not '1e9'"),
     ("DATABASE_LOCK_TIMEOUT", "five", "DATABASE_LOCK_TIMEOUT must be a number, not 'five'"),
+    ("OUTBOX_RETENTION_HOURS", "-24", "OUTBOX_RETENTION_HOURS must be at least 0, not '-24'"),
     ("DATABASE_LOCK_TIMEOUT", "3e6", "DATABASE_LOCK_TIMEOUT must be at most 2000000, not '3e6'"),
 ])
 def test_a_numeric_setting_that_is_not_a_fitting_number_stops_the_start_naming_the_variable(name, value, said):
