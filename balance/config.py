@@ -84,7 +84,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "OUTBOX_PUBLISH_AFTER_COMMIT": flag(environ.get("OUTBOX_PUBLISH_AFTER_COMMIT"), True),
         # published outbox rows are deleted this long after publishing (0: kept forever); at least the longest a
         # worker's subscription may be down and still catch up on events without a seq from the outbox
-        "OUTBOX_RETENTION_HOURS": _number(environ, "OUTBOX_RETENTION_HOURS", "24", float),
+        "OUTBOX_RETENTION_HOURS": _number(environ, "OUTBOX_RETENTION_HOURS", "24", float, maximum=87_600),
         "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int, minimum=1),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
@@ -99,6 +99,9 @@ def check_values(config: dict) -> None:
         parse_limit(config["MAX_TRANSACTION_AMOUNT"])
     except ValueError as exc:
         raise ConfigError(f"MAX_TRANSACTION_AMOUNT: {exc}") from None
+    retention = config.get("OUTBOX_RETENTION_HOURS", 0)
+    if 0 < retention < 1:  # a worker catching up after a lost subscription reads back at least 20 s
+        raise ConfigError(f"OUTBOX_RETENTION_HOURS must be 0 (keep forever) or at least 1, not {retention!r}")
     currency = config.get("CURRENCY", "")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
         raise ConfigError(f"CURRENCY must be a three-letter code such as USD, not {currency!r}")

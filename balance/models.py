@@ -20,8 +20,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# The two partial indexes' predicates; queries say exactly these (text, not bound values), so PostgreSQL can
+# always tell its index covers them, whatever plan it caches.
 PENDING_TOPUP = "type = 'topup' AND status = 'pending'"
-# decided top-ups: queries say exactly this (text, not bound values), so PostgreSQL always matches its partial index
 DECIDED_TOPUP = "type = 'topup' AND status <> 'pending'"
 
 

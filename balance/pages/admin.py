@@ -103,25 +103,26 @@ def processed():
     return render_template("admin/processed.html", page=page, cursor=request.args.get("cursor"))
 
 
-def _users_page() -> tuple[int, str | None]:
-    """The users page's position: ``limit`` users by email, just after ``after`` (the previous page's last)."""
-    return history.page_size(request.args.get("limit"), USERS_PAGE_SIZE), history.after_email(request.args.get("after"))
-
-
 @bp.get("/users")
 @admin_required
 def users():
-    """Users by email, a page at a time, with their balances (kept fresh by the page), linking to their histories."""
-    page = admin_views.users(*_users_page())
-    return render_template("admin/users.html", page=page, after=request.args.get("after"))
+    """Users by email, a page at a time (``limit`` just after ``after``, the previous page's last email), with their
+    balances (kept fresh by the page), linking to their histories."""
+    limit = history.page_size(request.args.get("limit"), USERS_PAGE_SIZE)
+    page = admin_views.users(limit, history.after_email(request.args.get("after")))
+    return render_template("admin/users.html", page=page, after=request.args.get("after"),
+                           limit=request.args.get("limit"))
 
 
 @bp.get("/users/balances")
 @admin_required
 def balances():
-    """The users page's refresh: the same page's wallets (``limit``, ``after``), balance in currency units and seq."""
+    """The users page's refresh: the wallets of the users it shows (``ids``), balance in currency units and seq.
+
+    By ids, not by position: a user who signs up meanwhile would shift a position's window
+    and leave a shown row without its updates."""
     return {"items": [dict(b, balance=to_wire(b["balance"]), updated_at=wire.timestamp(b["updated_at"]))
-                      for b in admin_views.balances(*_users_page())]}
+                      for b in admin_views.balances(history.user_ids(request.args.get("ids")))]}
 
 
 @bp.get("/users/<int:user_id>")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from ..domain.errors import NotFound
 from ..extensions import db
-from ..models import DECIDED_TOPUP, Account, Transaction, User
+from ..models import DECIDED_TOPUP, PENDING_TOPUP, Account, Transaction, User
 from . import accounts, history, snapshots
 
 _PEOPLE = (selectinload(Transaction.user), selectinload(Transaction.processed_by))
@@ -55,7 +55,7 @@ def pending() -> list[Transaction]:
     """The queue, oldest first, each with who asked."""
     return db.session.execute(
         select(Transaction).options(*_PEOPLE)
-        .where(Transaction.type == "topup", Transaction.status == "pending")
+        .where(text(PENDING_TOPUP))
         .order_by(Transaction.created_at, Transaction.id)
     ).scalars().all()
 
@@ -92,15 +92,15 @@ def decision(transaction_id: str) -> Decision | None:
 def users(limit: int, after: str | None) -> history.UsersPage:
     """A page of users with a wallet, by email, each with the wallet's balance and change counter."""
     page = history.users_with_balances(limit, after)
-    return history.UsersPage([UserBalance(u, a.balance, a.seq, a.updated_at) for u, a, _ in page.items],
+    return history.UsersPage([UserBalance(u, a.balance, a.seq, a.updated_at) for u, a in page.items],
                              page.next_after)
 
 
-def balances(limit: int, after: str | None) -> list[dict]:
-    """Just the numbers of the same page, for the users page to refresh itself:
+def balances(user_ids: list[int]) -> list[dict]:
+    """Just the numbers of the users a page shows, for it to refresh itself:
     ``[{user_id, balance (minor), seq, updated_at}]``."""
     return [{"user_id": r.user_id, "balance": r.balance, "seq": r.seq, "updated_at": r.updated_at}
-            for r in history.wallet_numbers(limit, after).items]
+            for r in history.wallet_numbers(user_ids)]
 
 
 def user_history(user_id: int, limit: int, cursor: str | None) -> UserHistory:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from ..domain.errors import ValidationFailed
 from ..extensions import db
-from ..models import DECIDED_TOPUP, Account, Transaction, User
+from ..models import PENDING_TOPUP, Account, Transaction, User
 
 MAX_PAGE = 100
 
@@ -77,13 +77,9 @@ def pending_topups() -> list[Transaction]:
     return db.session.execute(
         select(Transaction)
         .options(selectinload(Transaction.user))
-        .where(Transaction.type == "topup", Transaction.status == "pending")
+        .where(text(PENDING_TOPUP))
         .order_by(Transaction.created_at, Transaction.id)
     ).scalars().all()
-
-
-def processed_topups(limit: int, cursor: str | None) -> Page:
-    return _newest_first(select(Transaction).where(text(DECIDED_TOPUP)), limit, cursor)
 
 
 @dataclass(frozen=True)
@@ -98,30 +94,38 @@ def after_email(raw: str | None) -> str | None:
     """Where a users page starts: just after this email (the one the previous page ended on)."""
     if raw is None or raw == "":
         return None
-    if len(raw) > 254:  # longer than any stored email
+    if len(raw) > 254 or not raw.isprintable():  # longer than any stored email; NUL, which PostgreSQL refuses
         raise ValidationFailed("after must be an email from the previous page", fields={"after": "not a page position"})
     return raw
 
 
-def _by_email(columns, limit: int, after: str | None) -> UsersPage:
-    """Keyset paging by email (unique and indexed), so a page costs the same however many users there are."""
-    query = select(*columns).join(Account, Account.user_id == User.id).where(Account.kind == "wallet")
+def user_ids(raw: str | None) -> list[int]:
+    """The users a page shows, as ``ids=3,5,9``: whole numbers, at most a page's worth."""
+    parts = (raw or "").split(",")
+    if not raw or len(parts) > MAX_PAGE or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+        raise ValidationFailed(f"ids must be up to {MAX_PAGE} user ids separated by commas",
+                               fields={"ids": "the users shown"})
+    return [int(p) for p in parts]
+
+
+def users_with_balances(limit: int, after: str | None) -> UsersPage:
+    """A page of users with their wallets, by email (keyset on the unique index: a page costs the same however many
+    users there are)."""
+    query = select(User, Account).join(Account, Account.user_id == User.id).where(Account.kind == "wallet")
     if after is not None:
         query = query.where(User.email > after)
     rows = db.session.execute(query.order_by(User.email).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return UsersPage(rows, rows[-1].email if more and rows else None)
+    return UsersPage(rows, rows[-1][0].email if more and rows else None)
 
 
-def users_with_balances(limit: int, after: str | None) -> UsersPage:
-    """A page of users, each with their wallet."""
-    return _by_email((User, Account, User.email), limit, after)
-
-
-def wallet_numbers(limit: int, after: str | None) -> UsersPage:
-    """The same page as ``users_with_balances``, only the numbers that change (for a page that refreshes itself)."""
-    return _by_email((Account.user_id, Account.balance, Account.seq, Account.updated_at, User.email), limit, after)
+def wallet_numbers(user_ids: list[int]) -> list:
+    """These users' wallets, only the numbers that change (for a page refreshing the rows it shows)."""
+    return db.session.execute(
+        select(Account.user_id, Account.balance, Account.seq, Account.updated_at)
+        .where(Account.kind == "wallet", Account.user_id.in_(user_ids))
+    ).all()
 
 
 def newest_first(query, limit: int, cursor: str | None) -> Page:

@@ -111,12 +111,13 @@ def prune_published(older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
     A published row has done its job: the ledger holds the change, and the outbox is only
     read again for rows still unpublished (the relay) or for the last moments before a
     worker lost its subscription (``replay_outbox_since``). Unpublished rows are never
-    touched. Oldest first by id, so the primary key finds them without reading the rest;
-    several workers pruning at once delete each row once (a loser finds it gone).
+    touched. Oldest publication first, the order of ``ix_outbox_unpublished`` (published_at,
+    id), so the index finds them and an empty pass reads nothing (by id, SQLite walked the
+    whole table every time); several workers pruning at once delete each row once.
     """
     cutoff = utcnow() - older_than
     oldest = (select(OutboxEvent.id).where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
-              .order_by(OutboxEvent.id).limit(batch))
+              .order_by(OutboxEvent.published_at, OutboxEvent.id).limit(batch))
     try:
         gone = db.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(oldest.scalar_subquery()))).rowcount
         db.session.commit()

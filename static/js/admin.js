@@ -195,10 +195,14 @@
   /* ---- users and balances ----------------------------------------------------------------------------- */
 
   function setupUsers(root) {
-    var url = root.dataset.balancesUrl + window.location.search;   // the numbers of this page's users only
+    var ids = Array.prototype.map.call(root.querySelectorAll("tr[data-user-id]"), function (tr) {
+      return tr.dataset.userId;
+    });
+    var url = root.dataset.balancesUrl + "?ids=" + ids.join(",");   // the users this page shows, no others
     var timer = null;
 
     function refresh() {
+      if (!ids.length) return;
       L.getJSON(url).then(function (data) {
         data.items.forEach(function (b) {
           var tr = root.querySelector('tr[data-user-id="' + Number(b.user_id) + '"]');

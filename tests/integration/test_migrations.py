@@ -28,7 +28,7 @@ def test_the_pending_queue_index_holds_only_pending_top_ups(ctx):
 @pytest.mark.parametrize("query, index", [
     # PostgreSQL's commit-time balance check, for every leg of every change
     ("SELECT COALESCE(SUM(amount), 0) FROM postings WHERE entry_id = 1", "ix_postings_entry_id"),
-    # the admins' decided top-ups, a page deep (as history.processed_topups and admin_views.processed ask)
+    # the admins' decided top-ups, a page deep (as admin_views.processed asks)
     ("SELECT id FROM transactions WHERE type = 'topup' AND status <> 'pending'"
      " AND (created_at, id) < ('2026-01-02 00:00:00+00:00', 'x') ORDER BY created_at DESC, id DESC LIMIT 21",
      "ix_transactions_decided_topups"),
