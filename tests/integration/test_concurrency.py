@@ -4,6 +4,8 @@ and on PostgreSQL (row locks and guarded updates). After every round the books m
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from balance.domain.errors import AlreadyProcessed, IdempotencyKeyReused
 from balance.extensions import db
 from balance.models import JournalEntry, Posting, Transaction
-from balance.services import wallet
+from balance.services import ledger_store, wallet
 from tests.support.concurrency import race, verify_clean
 from tests.support.wallets import (assert_books_clean, balance, fund, new_admin, new_user, postings_of,
                                    request_topup, transactions_of, wallet_row)
@@ -167,3 +169,39 @@ def test_a_key_raced_with_two_different_bodies_makes_one_transaction_and_refuses
         assert balance(user) in (9_900, 9_800)
         verify_clean(runner)
     assert db.session.execute(select(Posting)).first() is not None
+
+
+VERIFY_ROUNDS = 30
+
+
+def test_ledger_verify_taken_while_payments_commit_reports_no_drift_that_is_not_there(ctx):
+    """``ledger verify`` on a live system: its reads must all see the same moment of the book."""
+    admin, user = new_admin(), new_user()
+    fund(user, admin, 1_000_000)
+    stop, paid = threading.Event(), []
+
+    def pay_until_stopped():
+        with ctx.app_context():
+            try:
+                while not stop.is_set():
+                    paid.append(wallet.pay(wallet.MakePayment(user, 1)).transaction.id)
+            finally:
+                db.session.remove()
+
+    payer = threading.Thread(target=pay_until_stopped, name="payer")
+    payer.start()
+    try:
+        while not paid:
+            time.sleep(0.01)
+        before, reports = len(paid), []
+        for _ in range(VERIFY_ROUNDS):
+            db.session.rollback()
+            reports.append(ledger_store.verify())
+        db.session.rollback()
+        during = len(paid) - before
+    finally:
+        stop.set()
+        payer.join(30)
+    assert during >= 10, "payments were committing while it verified"
+    assert [r.drifts for r in reports if not r.clean] == []
+    assert_books_clean()
