@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from sqlalchemy.exc import OperationalError
 
 from .api.schemas import NewPasswordSchema, RegisterSchema, load
 from .domain.errors import BalanceError, ValidationFailed
@@ -48,7 +49,11 @@ def ledger_group() -> None:
 @with_appcontext
 def verify() -> None:
     """Check cached balances against postings, and that every entry sums to zero; exit 1 on any drift."""
-    report = ledger_store.verify()
+    try:
+        report = ledger_store.verify()
+    except OperationalError as exc:  # the database unreachable, or a lock held past DATABASE_LOCK_TIMEOUT
+        raise click.ClickException(f"could not read the books: {str(exc.orig).strip().splitlines()[0]} "
+                                   "(a lock held by another session, or the database unreachable); try again") from None
     click.echo(f"accounts: {report.accounts}  entries: {report.entries}  postings: {report.postings}  "
                f"sum of all postings: {format_plain(report.total)}")
     for code, total in sorted(report.house_balances.items()):

@@ -48,7 +48,9 @@ def _number(environ: dict[str, str], name: str, default: str, kind: type = int, 
         value = kind(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
-    if not (value >= minimum and math.isfinite(value)):  # (NaN and inf too)
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {raw!r}")
+    if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {raw!r}")
     if value > maximum:
         raise ConfigError(f"{name} must be at most {maximum}, not {raw!r}")

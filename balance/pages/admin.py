@@ -111,7 +111,7 @@ def users():
     limit = history.page_size(request.args.get("limit"), USERS_PAGE_SIZE)
     page = admin_views.users(limit, history.after_email(request.args.get("after")))
     return render_template("admin/users.html", page=page, after=request.args.get("after"),
-                           limit=request.args.get("limit"))
+                           limit=request.args.get("limit") or None)
 
 
 @bp.get("/users/balances")

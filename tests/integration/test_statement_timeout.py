@@ -165,3 +165,18 @@ def test_the_bounds_are_startup_options_that_keep_what_the_url_or_environment_as
     else:
         monkeypatch.setenv("PGOPTIONS", pgoptions)
     assert database.engine_options(url, statement, lock)["connect_args"].get("options") == options
+
+
+def test_ledger_verify_behind_a_lock_past_the_lock_bound_says_so_in_a_line(postgres_uri):
+    app = app_with(postgres_uri, DATABASE_LOCK_TIMEOUT=BOUND, DATABASE_STATEMENT_TIMEOUT=60)
+    holder = Holder(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")
+    try:
+        result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    finally:
+        holder.release()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    assert result.exit_code == 1
+    assert "could not read the books: canceling statement due to lock timeout" in result.output, result.output
+    assert "Traceback" not in result.output
