@@ -3,11 +3,10 @@
 The app chooses its Socket.IO transports by how many workers share the port
 (``SOCKETIO_TRANSPORTS=auto``: long-polling needs sticky sessions, so with several
 workers the server is websocket-only), and it learns that number from
-``WEB_CONCURRENCY``. The Procfile's ``--workers ${WEB_CONCURRENCY:-2}`` starts two
-workers when the variable is unset, while the app then read "1" and kept polling on:
-the seed's hook connected and dropped in a loop. So each worker is told, just before
-it is forked, how many workers the master runs, whatever set the number
-(``--workers``, ``WEB_CONCURRENCY``, ``GUNICORN_CMD_ARGS``).
+``WEB_CONCURRENCY``. The worker count can also come from elsewhere (``--workers``,
+``GUNICORN_CMD_ARGS``): when the Procfile once defaulted to two workers with the variable
+unset, the app read "1" and kept polling on, and the seed's hook connected and dropped in
+a loop. So each worker is told, just before it is forked, how many workers the master runs.
 """
 import os
 

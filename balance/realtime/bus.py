@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import OutboxEvent, utcnow
 from ..services import outbox, snapshots
-from ..services.outbox import message
 from .messages import CHANNEL, InvalidMessage, Message, parse
 
 log = logging.getLogger("BalanceGateway")
@@ -144,7 +143,7 @@ def relay_once(publisher: Publisher, cache, older_than: float) -> int:
         .order_by(OutboxEvent.id)
         .limit(500)
     ).scalars().all()
-    messages = [message(r) for r in rows]  # before the rollback, which would expire each row and reload it alone
+    messages = [outbox.message(r) for r in rows]  # before the rollback, which would expire each row and reload it alone
     db.session.rollback()
     if not rows:
         cache.repair(snapshots.from_database)
@@ -200,7 +199,7 @@ def replay_outbox_since(gateway, since) -> int:
         select(OutboxEvent).where(OutboxEvent.created_at >= since).order_by(OutboxEvent.id).limit(REPLAY_LIMIT)
     ).scalars().all()
     for row in rows:
-        msg = accepted(gateway, message(row))
+        msg = accepted(gateway, outbox.message(row))
         if msg is not None:
             gateway.deliver(msg)
     db.session.rollback()
