@@ -7,7 +7,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, cli, config, database, errors, ids, pages, realtime
+from . import auth, caller_gate, cli, config, database, errors, ids, pages, realtime
 from .extensions import cors, db, limiter, migrate, socketio
 
 
@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         database.install_postgresql_hooks(db.engine)
     migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     auth.init_app(app)
+    caller_gate.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)

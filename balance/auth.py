@@ -3,7 +3,9 @@
 Tokens carry the user id as subject and the role as a claim; the user is read from
 the database on every request (one indexed Core ``SELECT``, the request's first
 statement: ``database.first_read``), so a deleted user's token stops working at once
-and a changed role applies to the next request.
+and a changed role applies to the next request. A state-changing request first waits
+for one of its caller's places (``balance.caller_gate``), so that one account's stuck
+requests cannot take every connection of the pool.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from functools import wraps
 from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_request
 from sqlalchemy import bindparam, select
 
-from .domain.errors import AuthenticationFailed, Forbidden
+from . import caller_gate
 from .database import first_read
+from .domain.errors import AuthenticationFailed, Forbidden
 from .extensions import jwt
 from .models import User
 
@@ -52,6 +55,7 @@ def _load_user(_header, payload) -> Caller | None:
         user_id = int(payload["sub"])
     except (KeyError, ValueError, TypeError):
         return None
+    caller_gate.enter_for_request(user_id)  # before the request takes a database connection
     rows = first_read(_CALLER, {"uid": user_id})
     return Caller(*rows[0]) if rows else None
 

@@ -12,6 +12,7 @@ from flask import render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .domain import errors as e
@@ -33,6 +34,7 @@ STATUS = {
     e.IdempotencyKeyReused: 422,
     e.InsufficientFunds: 402,
     e.LedgerError: 409,
+    e.AccountBusy: 503,
 }
 
 API_PREFIXES = ("/auth/", "/balance", "/transactions", "/api/")
@@ -73,7 +75,8 @@ def init_app(app) -> None:
         extra = {}
         if isinstance(error, e.AlreadyProcessed):
             extra = {"current_status": error.details.get("status")}
-        return respond(status_of(error), error.code, error.message, error.fields, **extra)
+        answer = respond(status_of(error), error.code, error.message, error.fields, **extra)
+        return (*answer, {"Retry-After": "1"}) if isinstance(error, e.AccountBusy) else answer
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error):
@@ -125,6 +128,14 @@ def init_app(app) -> None:
             log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
             message = "the database connection was lost; please try again"
         page, status = respond(503, "database_unavailable", message)
+        return page, status, {"Retry-After": "1"}
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_exhausted(error: PoolTimeout):
+        """Every connection of the worker's pool stayed taken for the pool's timeout: the worker is overloaded, the
+        request did nothing; it is the server's state, not the request, so a 503 to retry, not a 500."""
+        log.warning("no database connection free on %s %s: %s", request.method, request.path, error)
+        page, status = respond(503, "database_unavailable", "the service is busy; please try again")
         return page, status, {"Retry-After": "1"}
 
     def _unauthorized(message: str):

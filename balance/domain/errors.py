@@ -57,6 +57,12 @@ class AlreadyProcessed(Conflict):
     code = "already_processed"
 
 
+class AccountBusy(BalanceError):
+    """Too many of this caller's changes are already running (one is stuck on its wallet's lock): try again."""
+
+    code = "account_busy"
+
+
 class IdempotencyKeyReused(BalanceError):
     code = "idempotency_key_reused"
 

@@ -1,0 +1,82 @@
+"""A few of one caller's changes at a time in a worker; the rest wait here, where they hold no database connection.
+
+A change locks its wallet's row until it commits. While that row is held (a slow
+transaction, a psql session someone forgot, a client firing a hundred payments at
+once) every further request for it waits on the lock, each holding one of the
+worker's pool connections: one account could take the whole pool, and every other
+user's requests would wait for a connection. Here a caller's state-changing requests
+beyond ``CALLER_WRITE_CONCURRENCY`` wait on a semaphore *before* their first
+statement, for at most the database's own lock bound (``DATABASE_LOCK_TIMEOUT``),
+and are then told to try again. Reads are never held: they take no lock.
+
+The gate is per worker process, so an account holds at most that many connections
+per worker; changes of one wallet serialise on its row anyway, so this costs them
+nothing. Entered when the caller is identified (``balance.auth``), left when the
+request ends.
+"""
+from __future__ import annotations
+
+import threading
+
+from flask import current_app, g, request
+
+from .domain.errors import AccountBusy
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CallerGates:
+    """One bounded semaphore per caller with changes in flight, dropped when the caller's last one leaves."""
+
+    def __init__(self, limit: int, wait_seconds: float):
+        self.limit = limit
+        self.wait_seconds = wait_seconds or None  # 0: as the database's bound, no limit
+        self._lock = threading.Lock()
+        self._gates: dict[int, list] = {}  # caller id -> [semaphore, requests holding or waiting for it]
+
+    def enter(self, caller_id: int) -> bool:
+        """Take one of the caller's places, waiting for one at most ``wait_seconds``; False if none came free."""
+        with self._lock:
+            gate = self._gates.get(caller_id)
+            if gate is None:
+                gate = self._gates[caller_id] = [threading.BoundedSemaphore(self.limit), 0]
+            gate[1] += 1
+        if gate[0].acquire(timeout=self.wait_seconds):
+            return True
+        self._forget(caller_id, gate)
+        return False
+
+    def leave(self, caller_id: int) -> None:
+        gate = self._gates[caller_id]
+        gate[0].release()
+        self._forget(caller_id, gate)
+
+    def in_flight(self) -> int:
+        """Callers with a request holding or waiting for a place (what the gates keep in memory)."""
+        return len(self._gates)
+
+    def _forget(self, caller_id: int, gate: list) -> None:
+        with self._lock:
+            gate[1] -= 1
+            if gate[1] == 0:
+                del self._gates[caller_id]
+
+
+def init_app(app) -> None:
+    app.extensions["caller_gates"] = CallerGates(app.config["CALLER_WRITE_CONCURRENCY"],
+                                                 app.config["DATABASE_LOCK_TIMEOUT"])
+
+    @app.teardown_request
+    def _leave(_error=None):
+        caller_id = g.pop("gated_caller", None)
+        if caller_id is not None:
+            app.extensions["caller_gates"].leave(caller_id)
+
+
+def enter_for_request(caller_id: int) -> None:
+    """Before a state-changing request's first statement: wait for one of the caller's places, or refuse (503)."""
+    if request.method in SAFE_METHODS or "gated_caller" in g:
+        return
+    if not current_app.extensions["caller_gates"].enter(caller_id):
+        raise AccountBusy("this account's earlier requests are still being processed; please try again")
+    g.gated_caller = caller_id

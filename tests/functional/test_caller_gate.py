@@ -1,0 +1,68 @@
+"""A caller whose places are all taken: its changes are told to retry, its reads are served, others are untouched."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from balance.extensions import db
+from tests.support import databases
+from tests.support.auth import AuthActions
+
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def gated(database_uri):
+    app = databases.make_app(database_uri, CALLER_WRITE_CONCURRENCY=1, DATABASE_LOCK_TIMEOUT=0.2)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_change_beyond_the_callers_places_is_a_503_to_retry_and_loses_nothing(gated):
+    auth = AuthActions(gated.test_client())
+    _, admin = auth.new_admin()
+    ann_id, ann = auth.new_user()
+    _, bob = auth.new_user()
+    auth.fund(ann, admin, 100)
+    auth.fund(bob, admin, 100)
+    gates = gated.extensions["caller_gates"]
+    assert gates.enter(ann_id), "a request of ann's is running (say, stuck on her wallet's lock)"
+    try:
+        refused = auth.client.post("/transactions/payment", json={"amount": 30},
+                                   headers={**ann, "Idempotency-Key": "room-1"})
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.get_json()["error"]["code"] == "account_busy"
+        assert "still being processed" in refused.get_json()["error"]["message"]
+        assert auth.client.get("/balance", headers=ann).get_json()["balance"] == 100, "reads are not held"
+        assert auth.client.post("/transactions/payment", json={"amount": 30}, headers=bob).status_code == 201
+    finally:
+        gates.leave(ann_id)
+    paid = auth.client.post("/transactions/payment", json={"amount": 30}, headers={**ann, "Idempotency-Key": "room-1"})
+    assert paid.status_code == 201 and "Idempotent-Replayed" not in paid.headers, "the refusal recorded nothing"
+    assert auth.client.get("/balance", headers=ann).get_json()["balance"] == 70
+    assert gates.in_flight() == 0, "every request left its place"
+
+
+def test_a_form_posted_while_the_callers_places_are_taken_shows_a_page_saying_to_retry(gated):
+    client = gated.test_client()
+    auth = AuthActions(client)
+    ann_id, _ = auth.new_user("ann@example.com")
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    login = token.search(client.get("/login", headers=HTML).get_data(as_text=True)).group(1)
+    client.post("/login", data={"email": "ann@example.com", "password": "password123", "csrf_token": login},
+                headers=HTML)
+    form = token.search(client.get("/", headers=HTML).get_data(as_text=True)).group(1)
+    gates = gated.extensions["caller_gates"]
+    assert gates.enter(ann_id)
+    try:
+        page = client.post("/topup", data={"amount": "10", "csrf_token": form}, headers=HTML)
+    finally:
+        gates.leave(ann_id)
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
+    assert "still being processed" in page.get_data(as_text=True)
+    assert auth.client.get("/transactions", headers=auth.headers_for("ann@example.com")).get_json()["items"] == []
