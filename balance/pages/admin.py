@@ -13,7 +13,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from .. import wire
 from ..domain.errors import AlreadyProcessed, OwnTopup, ValidationFailed
 from ..domain.money import to_wire
-from ..services import accounts, admin_views, history, wallet
+from ..services import admin_views, history, wallet
 from . import forms
 from .guard import admin_required
 from .templating import money, when
@@ -63,6 +63,9 @@ def decide(transaction_id):
             return redirect(url_for(".pending"), 303)
         return render_template("admin/confirm.html", tx=tx, choice=request.form["decision"], note=choice["note"] or "",
                                errors={})
+    # what the message after the decision names is read before it: once the decision is committed, nothing may fail
+    # and show the admin an error page for a decision that was made
+    requester = admin_views.topup(transaction_id).user.email
     try:
         result = wallet.process_topup(wallet.ProcessTopup(transaction_id, g.viewer.id, choice["approve"],
                                                           choice["note"]))
@@ -73,7 +76,7 @@ def decide(transaction_id):
         flash(_own(choice["approve"]), "error")
         return redirect(url_for(".pending"), 303)
     tx = result.transaction
-    flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {accounts.get(tx.user_id).email}.", "success")
+    flash(f"{VERBS[tx.status].capitalize()} {money(tx.amount)} for {requester}.", "success")
     return redirect(url_for(".pending"), 303)
 
 

@@ -5,6 +5,9 @@ import html as html_lib
 import re
 
 import pytest
+from sqlalchemy import event
+
+from balance.extensions import db
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -87,6 +90,25 @@ def test_approving_credits_the_user_and_says_so(client, world):
     assert balance(client, world["user"]) == 50
     tx = client.get(f"/transactions/{world['pending']}", headers=world["user"]).get_json()
     assert (tx["status"], tx["admin_notes"]) == ("success", "Have fun")
+
+
+def test_nothing_the_approval_message_names_is_read_after_the_approval_is_committed(app, client, world):
+    """A read after the commit could fail and show an error page for an approval that was made."""
+    happened = []
+    with app.app_context():
+        engine = db.engine
+    on_statement = lambda conn, cursor, statement, *rest: happened.append(statement)  # noqa: E731
+    on_commit = lambda conn: happened.append("<commit>")  # noqa: E731
+    event.listen(engine, "after_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        assert decide(client, world).status_code == 303
+    finally:
+        event.remove(engine, "after_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+    committed = next(i for i, s in enumerate(happened) if s == "<commit>" or s.rstrip().endswith("COMMIT"))
+    assert not [s for s in happened[committed + 1:] if "FROM users" in s], happened[committed:]
+    assert "Approved $50.00 for ann@example.com." in flashes(client)
 
 
 def test_rejecting_records_the_note_and_moves_no_money(client, world):
