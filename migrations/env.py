@@ -4,6 +4,7 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
+from sqlalchemy.exc import OperationalError
 
 from balance.database import no_statement_timeout
 
@@ -101,10 +102,16 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            # a migration may rightly take longer than the statement timeout requests live under
-            no_statement_timeout(connection)
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                # a migration may rightly take longer than the statement timeout requests live under
+                no_statement_timeout(connection)
+                context.run_migrations()
+        except OperationalError as exc:
+            # behind a lock past DATABASE_LOCK_TIMEOUT, or the database gone: nothing was applied (one transaction);
+            # say so in a line for the release log instead of a traceback
+            raise SystemExit(f"migrations not applied: {str(exc.orig).strip()}; nothing changed, run them again") \
+                from None
 
 
 if context.is_offline_mode():

@@ -144,3 +144,18 @@ def test_ledger_verify_behind_a_lock_past_the_lock_bound_says_so_in_a_line(postg
     assert result.exit_code == 1
     assert "could not read the books: canceling statement due to lock timeout" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_migrations_behind_a_lock_past_the_lock_bound_stop_and_say_so_in_a_line(postgres_uri):
+    app = app_with(postgres_uri, DATABASE_LOCK_TIMEOUT=BOUND, DATABASE_STATEMENT_TIMEOUT=60)
+    holder = Holder(postgres_uri, "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    finally:
+        holder.release()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    assert result.exit_code == 1
+    assert "migrations not applied: canceling statement due to lock timeout" in result.output, result.output
+    assert "Traceback" not in result.output
