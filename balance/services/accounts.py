@@ -1,6 +1,8 @@
 """Users: sign-up, sign-in, admins. A user's wallet is opened with the account."""
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
@@ -40,18 +42,34 @@ def register(email: str, password: str, name: str | None = None, role: str = "us
 
 
 def authenticate(email: str, password: str) -> User:
-    """The user with these credentials; the same error (and about the same time) whether the email or the password is wrong."""
-    user = db.session.execute(select(User).where(User.email == normalise_email(email))).scalar_one_or_none()
+    """The user with these credentials; the same error, after one password check either way, whether the email or the
+    password is wrong, so neither the answer nor its time tells whether an account has that email."""
+    email = normalise_email(email)
     hasher = _hasher()
+    # an email no account can have (NUL, which PostgreSQL refuses, or other control characters) is not looked up
+    user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none() \
+        if len(email) <= 254 and email.isprintable() else None
     try:
         if user is None:
-            hasher.verify(hasher.hash("timing-equaliser"), password + "x")
+            hasher.verify(_equaliser_hash(hasher), password)  # the same work as a wrong password's check
         else:
             hasher.verify(user.password_hash, password)
             return user
     except (VerificationError, InvalidHashError):
         pass
     raise AuthenticationFailed("invalid email or password")
+
+
+_EQUALISERS: dict[tuple, str] = {}
+
+
+def _equaliser_hash(hasher: PasswordHasher) -> str:
+    """A hash of no one's password with the hasher's parameters, made once per process (hashing it on every login
+    with an unknown email made those answers take twice as long as a wrong password's)."""
+    params = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, hasher.hash_len, hasher.salt_len)
+    if params not in _EQUALISERS:
+        _EQUALISERS[params] = hasher.hash(secrets.token_urlsafe(16))
+    return _EQUALISERS[params]
 
 
 def get(user_id: int) -> User:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
 from tests.support import databases
 from tests.support.api import assert_error
@@ -123,3 +124,30 @@ def test_the_login_limit_counts_per_client_behind_the_configured_number_of_proxi
 
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.fixture
+def password_checks(monkeypatch):
+    """Every argon2 hash and verify the app runs (they still run: this only counts them)."""
+    calls = []
+    for name in ("hash", "verify"):
+        real = getattr(PasswordHasher, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(PasswordHasher, name, counted)
+    return calls
+
+
+def test_a_log_in_with_an_unknown_email_does_the_same_password_work_as_one_with_a_wrong_password(auth,
+                                                                                                  password_checks):
+    auth.register("ann@example.com")
+    auth.login("warm@example.com", "anything")  # the first unknown email of a process makes the stand-in hash
+    answers = {}
+    for email in ("ann@example.com", "nobody@example.com", "NOBODY2@example.com"):
+        password_checks.clear()
+        reply = auth.login(email, "wrong-password")
+        answers[email] = (reply.status_code, reply.get_json()["error"]["code"], list(password_checks))
+    assert all(a == (401, "invalid_credentials", ["verify"]) for a in answers.values()), answers

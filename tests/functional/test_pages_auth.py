@@ -158,6 +158,16 @@ def test_a_failed_log_in_says_so_and_keeps_the_email_but_never_the_password(clie
     assert access_cookie(reply) is None
 
 
+@pytest.mark.parametrize("email", ["ann@example.com\x00", "\x00", "ann@exa\x07mple.com", "a" * 300 + "@example.com"],
+                         ids=["nul-after", "nul", "bell", "too-long"])
+def test_an_email_no_account_can_have_is_a_failed_log_in_not_an_error(client, auth, email):
+    auth.register("ann@example.com")
+    reply = log_in(client, email, "password123")
+    assert reply.status_code == 422
+    assert "Invalid email or password." in reply.get_data(as_text=True)
+    assert access_cookie(reply) is None
+
+
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
 def test_the_log_in_form_without_its_session_token_is_refused(client, auth, token):
     auth.register("ann@example.com")
