@@ -100,6 +100,7 @@ def start_background_services(app) -> None:
         log.info("BalanceGateway initialized in-process (no REDIS_URL: one process, no Redis)")
     socketio.start_background_task(publisher.mark_forever, app)
     socketio.start_background_task(sockets.close_expired_forever, socketio, gateway)
+    socketio.start_background_task(bus.fill_held_forever, app, gateway)
     socketio.start_background_task(
         bus.relay_forever, app, publisher, cache,
         app.config["OUTBOX_RELAY_INTERVAL"], app.config.get("OUTBOX_RELAY_GRACE", 2.0),

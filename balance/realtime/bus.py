@@ -171,6 +171,22 @@ def relay_forever(app, publisher: Publisher, cache, interval: float, older_than:
             log.exception("outbox relay pass failed; will try again")
 
 
+HELD_RETRY_EVERY = 0.5  # seconds between two tries to fill the gaps messages are held behind
+
+
+def fill_held_forever(app, gateway, interval: float = HELD_RETRY_EVERY) -> None:
+    """Messages held behind a gap the ledger could not fill (the database was away) go out once it can be read."""
+    while True:
+        time.sleep(interval)
+        if not gateway.holding:
+            continue
+        try:
+            with app.app_context():
+                gateway.fill_held()
+        except Exception:
+            log.exception("filling held messages' gaps failed; will try again")
+
+
 PRUNE_EVERY = 60.0  # seconds between two prunings of published outbox rows (each worker)
 
 

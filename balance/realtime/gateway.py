@@ -12,6 +12,9 @@ socket remembers the last ``seq`` it was sent:
   balance changes, so the socket is owed the rest of those messages
   (``transaction_completed``): if one arrives later (the relay republishes it, or it was
   merely overtaken) its other events are sent then, once;
+- when the ledger cannot be read to fill a gap (the database restarting), the message
+  is held: it is sent when the overtaken ones arrive, or when a retry (``fill_held``,
+  every half second) can read the ledger, never out of order;
 - until a new socket has been sent its snapshot, its messages wait in a buffer;
 - a snapshot is never older than what the socket was already sent: when the cache
   lags behind (a failover to a replica that missed writes), the database answers.
@@ -44,6 +47,7 @@ ADMINS_ROOM = "admins"
 OWED_LIMIT = 1000
 ORPHAN_GRACE = 10.0  # seconds a socket may take to finish connecting (its greeting waits at most 5)
 GAP_LIMIT = 1000  # changes replayed to fill one gap (a longer gap's own seq is still checked against the ledger)
+HELD_LIMIT = 1000  # messages held behind a gap the ledger could not fill; past it they go out in order, gap or not
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
 ASK_BURST, ASK_PER_SECOND = 5, 1.0
@@ -56,6 +60,7 @@ class SocketState:
     last_seq: int | None = None
     buffer: list = field(default_factory=list)
     owed: set[int] = field(default_factory=set)  # seqs sent from the ledger, whose other events may still come
+    held: dict = field(default_factory=dict)  # seq -> message waiting behind a gap the ledger could not fill yet
     lock: threading.RLock = field(default_factory=threading.RLock)
     expires_at: float | None = None  # when the token it connected with expires (epoch seconds)
     asks: float = ASK_BURST  # get_current_balance calls this socket may make right now
@@ -102,8 +107,10 @@ class Gateway:
         self.by_user: dict[int, set[str]] = {}
         self.admins: set[str] = set()
         self.recent = RecentIds()
+        self.holding: set[str] = set()  # sockets with held messages
         self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0,
-                      "unknown_events_skipped": 0, "refused_over_user_limit": 0, "made_up_seq_drops": 0}
+                      "unknown_events_skipped": 0, "refused_over_user_limit": 0, "made_up_seq_drops": 0,
+                      "held_behind_gap": 0}
 
     # -- sockets coming and going -------------------------------------------------------------
 
@@ -137,6 +144,7 @@ class Gateway:
     def detach(self, sid: str) -> None:
         state = self.sockets.pop(sid, None)
         self.admins.discard(sid)
+        self.holding.discard(sid)
         if state is not None:
             sids = self.by_user.get(state.user_id)
             if sids is not None:
@@ -179,6 +187,12 @@ class Gateway:
                 # the admins' ...) are still owed.
                 for seq in range(seen + 1, snap.seq + 1):
                     state.filled(seq)
+            elif seen is None:
+                # A socket with no seq of its own (the seed's hook sends none): what waits in its buffer was published
+                # after it attached, so the snapshot's balance covers those changes and their other events are owed.
+                for message in state.buffer:
+                    if message.seq is not None and message.seq <= snap.seq:
+                        state.filled(message.seq)
             waiting, state.buffer = state.buffer, []
             for message in waiting:
                 self._send(sid, state, message)
@@ -221,7 +235,7 @@ class Gateway:
                 held.append(state)
                 if state.last_seq is None:
                     state.buffer.append(message)
-                elif message.seq is None or message.seq == state.last_seq + 1:
+                elif not state.held and (message.seq is None or message.seq == state.last_seq + 1):
                     if message.seq is not None:
                         state.last_seq = message.seq
                     in_step.append(sid)
@@ -245,8 +259,34 @@ class Gateway:
                     state.last_seq = change.seq
                     state.filled(change.seq)
                     self.stats["gap_fills"] += 1
+                self._release_held(sid, state)
+
+    def fill_held(self) -> None:
+        """Try again to fill the gaps that messages are held behind (the ledger could not be read when they came)."""
+        for sid in list(self.holding):
+            state = self.sockets.get(sid)
+            if state is None:
+                self.holding.discard(sid)
+                continue
+            with state.lock:
+                if state.held:
+                    self._send(sid, state, state.held.pop(min(state.held)))  # held again if still unreadable
+                else:
+                    self.holding.discard(sid)
 
     def _send(self, sid: str, state: SocketState, message: Message) -> None:
+        """Send one message to one socket, in seq order, then whatever was held behind the gap it closed."""
+        self._send_one(sid, state, message)
+        if state.held or self.holding:
+            self._release_held(sid, state)
+
+    def _release_held(self, sid: str, state: SocketState) -> None:
+        while state.held and min(state.held) <= state.last_seq + 1:
+            self._send_one(sid, state, state.held.pop(min(state.held)))
+        if not state.held:
+            self.holding.discard(sid)
+
+    def _send_one(self, sid: str, state: SocketState, message: Message) -> None:
         if message.seq is not None:
             if message.seq <= state.last_seq:
                 if message.seq in state.owed:  # its balance_updated came from the ledger: send the rest now
@@ -257,14 +297,24 @@ class Gateway:
                     return
                 self.stats["duplicates_dropped"] += 1
                 return
-            if message.seq > state.last_seq + 1 and not self._fill_gap(sid, state, message.seq):
-                return
+            if message.seq > state.last_seq + 1:
+                filled = self._fill_gap(sid, state, message.seq)
+                if filled is None:  # never send past a change the socket has not been sent: hold it
+                    state.held[message.seq] = message
+                    self.holding.add(sid)
+                    self.stats["held_behind_gap"] += 1
+                    if len(state.held) > HELD_LIMIT:  # the database stays away: give up the gap, send them in order
+                        state.last_seq = min(state.held) - 1
+                    return
+                if not filled:
+                    return
             state.last_seq = message.seq
         for name, data in message.events:
             self.emit_to(sid, name, data)
 
-    def _fill_gap(self, sid: str, state: SocketState, seq: int) -> bool:
-        """Send the changes between the socket's seq and ``seq`` from the ledger; False if ``seq`` is not real.
+    def _fill_gap(self, sid: str, state: SocketState, seq: int) -> bool | None:
+        """Send the changes between the socket's seq and ``seq`` from the ledger; False if ``seq`` is not real,
+        None if the ledger could not be read (the caller holds the message until it can be).
 
         The message's own change is committed before it is published, so the ledger has
         it: if not, another publisher made that seq up, and taking it would make the
@@ -273,9 +323,9 @@ class Gateway:
         self.stats["gap_fills"] += 1
         try:
             changes = replay.changes_between(state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
-        except Exception:  # the database is the only way to fill the gap; deliver what we have
+        except Exception:  # the database is the only way to fill the gap: the overtaken message or a retry will
             log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, seq - 1)
-            return True
+            return None
         real = bool(changes) and changes[-1].seq == seq
         if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
             try:

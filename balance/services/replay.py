@@ -31,12 +31,21 @@ def changes_between(user_id: int, after_seq: int, upto_seq: int | None = None, l
     return [
         BalanceChanged(user_id, row.transaction_id, row.type or row.kind, abs(row.amount),
                        row.balance_after - row.amount, row.balance_after, row.account_seq, row.created_at)
-        for row in db.session.execute(query)
+        for row in _read(query)
     ]
+
+
+def _read(query) -> list:
+    """Rows of a read; if it fails the session is rolled back, so the caller's next read (a retry) can run."""
+    try:
+        return db.session.execute(query).all()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def has_change(user_id: int, seq: int) -> bool:
     """Whether the user's wallet has a change numbered ``seq`` (one indexed lookup: postings are unique by seq)."""
     query = select(exists().where(Posting.account_id == Account.id, Account.user_id == user_id,
                                   Account.kind == "wallet", Posting.account_seq == seq))
-    return bool(db.session.execute(query).scalar())
+    return bool(_read(query)[0][0])

@@ -174,17 +174,93 @@ def test_a_gap_longer_than_one_replay_is_checked_against_the_ledger_too(monkeypa
     assert gateway.sockets["tab"].last_seq == expected_last_seq and gateway.stats["made_up_seq_drops"] == dropped
 
 
-def test_a_gap_the_database_cannot_fill_right_now_still_delivers_the_message(monkeypatch):
-    def down(*_, **__):
-        raise ConnectionError("database unavailable")
+def change(seq: int, message_id: int | None = None) -> Message:
+    """A committed change's message: its balance_updated and its transaction_completed."""
+    return Message(message_id or seq, "user", 1, seq, (("balance_updated", {"seq": seq}),
+                                                       ("transaction_completed", {"n": f"completed {seq}"})))
 
-    monkeypatch.setattr(gw.replay, "changes_between", down)
+
+class Ledger:
+    """The ledger as the gateway reads it: down (every read fails) or up (it has every seq up to ``top``)."""
+
+    def __init__(self, monkeypatch, top: int):
+        self.top, self.up = top, False
+        monkeypatch.setattr(gw.replay, "changes_between", self.changes_between)
+        monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
+
+    def changes_between(self, user_id, after, upto=None, **_):
+        if not self.up:
+            raise ConnectionError("database unavailable")
+        return [SimpleNamespace(seq=seq) for seq in range(after + 1, min(upto or self.top, self.top) + 1)]
+
+
+def tab_at(seq: int) -> tuple[gw.Gateway, RecordingSocketIO]:
     sio = RecordingSocketIO()
     gateway = gw.Gateway(sio, 100)
     gateway.attach("tab", 1, False)
-    gateway.sockets["tab"].last_seq = 1
-    gateway.deliver(Message(None, "user", 1, 3, (("balance_updated", {"seq": 3}),)))
-    assert sio.sent == [("balance_updated", 3)] and gateway.sockets["tab"].last_seq == 3
+    gateway.sockets["tab"].last_seq = seq
+    return gateway, sio
+
+
+def test_a_message_past_a_gap_the_ledger_cannot_fill_waits_for_the_change_it_overtook(monkeypatch):
+    Ledger(monkeypatch, top=3)
+    gateway, sio = tab_at(1)
+    gateway.deliver(change(3))  # seq 2 was published by the other worker a moment later
+    assert sio.sent == [], "never past a change the tab has not been sent"
+    gateway.deliver(change(2))
+    assert sio.sent == [("balance_updated", 2), ("transaction_completed", "completed 2"),
+                        ("balance_updated", 3), ("transaction_completed", "completed 3")]
+    assert gateway.sockets["tab"].last_seq == 3 and not gateway.holding
+
+
+def test_a_message_held_behind_a_gap_goes_out_once_the_ledger_can_be_read_and_the_late_one_adds_only_the_rest(
+        monkeypatch):
+    ledger = Ledger(monkeypatch, top=4)
+    gateway, sio = tab_at(1)
+    gateway.deliver(change(3))
+    gateway.deliver(change(4))
+    gateway.fill_held()  # still down: nothing moves, nothing is lost
+    assert sio.sent == [] and gateway.holding == {"tab"}
+    ledger.up = True
+    gateway.fill_held()
+    assert sio.sent == [("balance_updated", 2), ("balance_updated", 3), ("transaction_completed", "completed 3"),
+                        ("balance_updated", 4), ("transaction_completed", "completed 4")]
+    assert not gateway.holding and gateway.sockets["tab"].held == {}
+    gateway.deliver(change(2))  # the change the gap was: its balance_updated came from the ledger
+    assert sio.sent[-1] == ("transaction_completed", "completed 2") and len(sio.sent) == 6
+
+
+def test_a_socket_whose_database_stays_away_past_the_held_limit_gets_what_was_held_in_order(monkeypatch):
+    Ledger(monkeypatch, top=10_000)
+    monkeypatch.setattr(gw, "HELD_LIMIT", 3)
+    gateway, sio = tab_at(1)
+    for seq in (3, 4, 5):
+        gateway.deliver(change(seq))
+    assert sio.sent == []
+    gateway.deliver(change(6))
+    assert [seq for name, seq in sio.sent if name == "balance_updated"] == [3, 4, 5, 6], "only seq 2 is missing"
+    assert gateway.sockets["tab"].last_seq == 6 and not gateway.holding
+
+
+def test_a_socket_that_leaves_while_messages_are_held_is_forgotten(monkeypatch):
+    Ledger(monkeypatch, top=3)
+    gateway, sio = tab_at(1)
+    gateway.deliver(change(3))
+    gateway.detach("tab")
+    gateway.fill_held()
+    assert sio.sent == [] and not gateway.holding
+
+
+def test_a_socket_greeted_without_a_seq_still_gets_the_other_events_of_a_change_that_came_while_it_connected(
+        monkeypatch):
+    """The seed's hook sends no since_seq: the snapshot covers the buffered change's balance, not its completion."""
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=500, seq=5))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.deliver(change(5))  # published between the connect and the greeting: buffered
+    gateway.greet("tab", None)
+    assert sio.sent == [("balance_initial", 5), ("transaction_completed", "completed 5")]
 
 
 def test_a_socket_whose_connection_is_gone_is_orphaned_once_it_has_had_time_to_connect():
