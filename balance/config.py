@@ -79,7 +79,8 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         # no request of this service needs more; a bigger body is refused (413) before anything reads it
         "MAX_CONTENT_LENGTH": _number(environ, "MAX_REQUEST_BYTES", "65536", int, minimum=1024),
         "SOCKETIO_TRANSPORTS": environ.get("SOCKETIO_TRANSPORTS", "auto"),
-        "CATCHUP_WINDOW": _number(environ, "CATCHUP_WINDOW", "500", int),
+        # changes replayed to a socket that comes back (each a packet to that socket; past it, the snapshot alone)
+        "CATCHUP_WINDOW": _number(environ, "CATCHUP_WINDOW", "500", int, maximum=10_000),
         "MAX_SOCKETS_PER_USER": _number(environ, "MAX_SOCKETS_PER_USER", "50", int, minimum=1),
         "OUTBOX_RELAY_INTERVAL": _number(environ, "OUTBOX_RELAY_INTERVAL", "1.0", float, minimum=0.01),
         "OUTBOX_RELAY_GRACE": _number(environ, "OUTBOX_RELAY_GRACE", "2.0", float),

@@ -175,7 +175,7 @@ class Gateway:
                     log.warning("a socket of user %s has seen seq %s, the ledger is at %s: back to the ledger",
                                 state.user_id, known, snap.seq)
             if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
-                for change in replay.changes_between(state.user_id, since_seq, snap.seq):
+                for change in replay.changes_between(state.user_id, since_seq, snap.seq, limit=self.window):
                     self.emit_to(sid, *wire.event(change))
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
             self.emit_to(sid, "balance_initial", payload)

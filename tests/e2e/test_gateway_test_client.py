@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from balance.extensions import db, socketio
 from balance.realtime import gateway as gateway_module
 from balance.realtime import sockets as sockets_module
-from tests.support import databases
+from tests.support import databases, wallets
 from tests.support.auth import AuthActions
 
 NS = "/balance"
@@ -167,6 +167,26 @@ def test_past_the_catch_up_window_a_returning_socket_gets_only_the_snapshot(make
         assert tab.ask({"since_seq": 1}) == {"balance": 3, "seq": 3}
         assert [name for name, _ in tab.until(lambda e: len(e) == 4, "replay within the window")] == [
             "balance_initial", "balance_updated", "balance_updated", "balance_initial"]
+    finally:
+        tab.close()
+
+
+def test_a_window_larger_than_one_ledger_page_replays_every_change_in_it(make_app):
+    """The replay is not cut at the ledger read's default page (1,000) when the window is wider."""
+    app = make_app(CATCHUP_WINDOW=1_200)
+    client = app.test_client()
+    with app.app_context():
+        user, admin = wallets.new_user("many@example.com"), wallets.new_admin()
+        wallets.fund(user, admin, 10_000)
+        for _ in range(1_100):
+            wallets.pay(user, 1)
+    token = client.post("/auth/login", json={"email": "many@example.com", "password": "password123"}
+                        ).get_json()["access_token"]
+    tab = Tab(app, client, token, since_seq=1)
+    try:
+        events = tab.until(lambda e: any(name == "balance_initial" for name, _ in e), "the greeting", timeout=60)
+        assert [data["seq"] for name, data in events if name == "balance_updated"] == list(range(2, 1_102))
+        assert events[-1] == ("balance_initial", {"balance": 89, "seq": 1_101})  # $100.00 less 1,100 cents
     finally:
         tab.close()
 

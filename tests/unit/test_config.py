@@ -136,6 +136,7 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("OUTBOX_RETENTION_HOURS", "-24", "OUTBOX_RETENTION_HOURS must be at least 0, not '-24'"),
     ("OUTBOX_RETENTION_HOURS", "1e9", "OUTBOX_RETENTION_HOURS must be at most 87600, not '1e9'"),
     ("DATABASE_LOCK_TIMEOUT", "3e6", "DATABASE_LOCK_TIMEOUT must be at most 2000000, not '3e6'"),
+    ("CATCHUP_WINDOW", "20000", "CATCHUP_WINDOW must be at most 10000, not '20000'"),
     ("CALLER_WRITE_CONCURRENCY", "0", "CALLER_WRITE_CONCURRENCY must be at least 1, not '0'"),
     ("CALLER_WRITE_CONCURRENCY", "four", "CALLER_WRITE_CONCURRENCY must be a whole number, not 'four'"),
 ])
