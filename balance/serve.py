@@ -6,12 +6,21 @@ import os
 from flask_migrate import upgrade
 
 from . import create_app
+from .config import ConfigError
 from .extensions import socketio
 from .realtime import start_background_services
 from .services import accounts
+from .startup_checks import refuse_another_currency
 
 
 def main() -> None:
+    try:
+        _serve()
+    except ConfigError as exc:  # a setting that cannot serve: one line saying which, not a traceback
+        raise SystemExit(f"not starting: {exc}") from None
+
+
+def _serve() -> None:
     app = create_app()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
@@ -24,6 +33,7 @@ def main() -> None:
                 accounts.authenticate(email, password)
             except Exception:
                 accounts.make_admin(email, password)
+    refuse_another_currency(app)
     print(f"\n  Balance is running at http://{host}:{port}/\n"
           f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
           flush=True)

@@ -72,6 +72,15 @@ def _equaliser_hash(hasher: PasswordHasher) -> str:
     return _EQUALISERS[params]
 
 
+def wallet_currency_other_than(currency: str) -> str | None:
+    """A currency some wallet was opened in other than ``currency``, if there is one."""
+    try:
+        return db.session.execute(select(Account.currency).where(Account.kind == "wallet", Account.currency != currency)
+                                  .limit(1)).scalar_one_or_none()
+    finally:
+        db.session.rollback()
+
+
 def get(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:

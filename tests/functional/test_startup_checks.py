@@ -1,0 +1,70 @@
+"""One deployment, one currency: a server whose CURRENCY differs from its wallets' refuses to start."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from balance.config import ConfigError
+from balance.extensions import db
+from balance.startup_checks import refuse_another_currency
+from tests.support import databases
+from tests.support.wallets import new_user
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def apps(database_uri):
+    made = []
+
+    def make(**settings):
+        made.append(databases.make_app(database_uri, **settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_server_set_to_another_currency_than_its_wallets_refuses_to_start_and_names_theirs(apps):
+    with apps(CURRENCY="USD").app_context():
+        new_user()
+    with pytest.raises(ConfigError, match=r"CURRENCY is EUR but wallets were opened in USD; .* set CURRENCY=USD"):
+        refuse_another_currency(apps(CURRENCY="EUR"))
+
+
+@pytest.mark.parametrize("wallets", [0, 2])
+def test_a_server_in_its_wallets_currency_or_with_no_wallet_yet_starts(apps, wallets):
+    with apps(CURRENCY="EUR").app_context():
+        for _ in range(wallets):
+            new_user()
+    refuse_another_currency(apps(CURRENCY="EUR"))
+
+
+def test_a_database_that_cannot_be_read_at_start_is_said_and_the_start_goes_on(tmp_path, caplog):
+    app = databases.make_app(f"sqlite:///{tmp_path}/no/such/dir/balance.sqlite3")
+    with caplog.at_level(logging.WARNING, logger="balance.startup_checks"):
+        refuse_another_currency(app)
+    assert "could not check the wallets' currency at start" in caplog.text
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_python_app_py_with_another_currency_stops_at_once_saying_why(tmp_path):
+    path = tmp_path / "balance.sqlite3"
+    uri = f"sqlite:///{path}"
+    databases.migrate(uri)
+    with databases.make_app(uri).app_context():
+        new_user()
+        db.engine.dispose()
+    env = {**os.environ, "DATABASE_URL": uri, "CURRENCY": "EUR", "PORT": "0", "REDIS_URL": ""}
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "not starting: CURRENCY is EUR but wallets were opened in USD" in done.stderr
+    assert "Traceback" not in done.stderr
