@@ -123,9 +123,8 @@ def test_a_processed_transaction_must_say_when(ctx):
     db.session.rollback()
 
 
-@postgresql_only
 @pytest.mark.parametrize("statement", ["UPDATE postings SET amount = amount + 1", "DELETE FROM postings"])
-def test_postgresql_keeps_postings_append_only(ctx, statement):
+def test_the_database_keeps_postings_append_only(ctx, statement):
     funded_user(100)
     with pytest.raises(DBAPIError, match="append-only"):
         run_sql(statement)
@@ -141,10 +140,23 @@ def new_entry(reference: str) -> int:
         .returning(JournalEntry.id)).scalar_one()
 
 
-def raw_posting(entry_id: int, account_id: int, amount: int, seq: int) -> None:
-    db.session.add(Posting(entry_id=entry_id, account_id=account_id, amount=amount, balance_after=0,
-                           account_seq=seq, created_at=utcnow()))
+def raw_posting(entry_id: int, account_id: int, amount: int, seq: int | None) -> None:
+    db.session.add(Posting(entry_id=entry_id, account_id=account_id, amount=amount,
+                           balance_after=None if seq is None else 0, account_seq=seq, created_at=utcnow()))
     db.session.flush()
+
+
+@pytest.mark.parametrize("account, seq", [("wallet", None), ("house", 7)],
+                         ids=["wallet-posting-without-seq", "house-posting-with-seq"])
+def test_a_postings_seq_must_follow_its_accounts_kind(ctx, account, seq):
+    user = funded_user(100)
+    account_id = wallet_row(user).id if account == "wallet" else db.session.execute(
+        select(Account.id).where(Account.code == "topup_funding:USD")).scalar_one()
+    entry_id = new_entry("manual:seq")
+    with pytest.raises(IntegrityError, match="a wallet posting needs its seq and balance_after, a house posting has"):
+        raw_posting(entry_id, account_id, 7, seq)
+    db.session.rollback()
+    assert_books_clean()
 
 
 @postgresql_only
@@ -166,7 +178,7 @@ def test_postgresql_accepts_an_entry_whose_legs_are_written_one_by_one_and_balan
     funding_id = db.session.execute(select(Account.id).where(Account.code == "topup_funding:USD")).scalar_one()
     entry_id = new_entry("manual:balanced")
     raw_posting(entry_id, wallet_id, 7, 100)
-    raw_posting(entry_id, funding_id, -7, 100)
+    raw_posting(entry_id, funding_id, -7, None)
     db.session.commit()
     assert db.session.execute(select(Posting).where(Posting.entry_id == entry_id)).scalars().all() != []
 
