@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..database import no_statement_timeout, together
-from ..domain.errors import InsufficientFunds
+from ..domain.errors import AccountBusy, InsufficientFunds
 from ..domain.ledger import EntryPlan
 from ..extensions import db
 from ..models import Account, JournalEntry, Posting, utcnow
@@ -75,6 +75,9 @@ def system_account_id(code: str, currency: str) -> int:
     return db.session.execute(select(Account.id).where(Account.code == full)).scalar_one()
 
 
+MOVE_TRIES = 3  # guarded updates of one change before it gives up on a wallet whose balance keeps moving
+
+
 def move_wallet(user_id: int, delta: int, now) -> Applied:
     """Add ``delta`` (signed minor units) to the user's wallet, or raise ``InsufficientFunds`` having written nothing.
 
@@ -82,15 +85,20 @@ def move_wallet(user_id: int, delta: int, now) -> Applied:
     database under the row lock, so concurrent changes of one wallet queue here and
     each sees the balance the previous one left.
     """
-    rows = together((_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}))[0]  # may carry the BEGIN
-    if rows:
-        account_id, balance, seq, currency = rows[0]
-        return Applied(account_id, delta, balance, seq, currency)
-    current = db.session.connection().execute(_WALLET_BALANCE, {"owner": user_id}).scalar_one_or_none()
-    if current is None:
-        raise LookupError(f"user {user_id} has no wallet")
-    raise InsufficientFunds("insufficient balance",
-                            details={"required": -delta, "current": current, "shortfall": -delta - current})
+    for _ in range(MOVE_TRIES):
+        rows = together((_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}))[0]  # may carry the BEGIN
+        if rows:
+            account_id, balance, seq, currency = rows[0]
+            return Applied(account_id, delta, balance, seq, currency)
+        current = db.session.connection().execute(_WALLET_BALANCE, {"owner": user_id}).scalar_one_or_none()
+        if current is None:
+            raise LookupError(f"user {user_id} has no wallet")
+        if current + delta < 0:
+            raise InsufficientFunds("insufficient balance",
+                                    details={"required": -delta, "current": current, "shortfall": -delta - current})
+        # On PostgreSQL each statement sees what committed before it: money that arrived between the guard and
+        # this read makes the change affordable after all (else the 402 would say "short by -x"): try again.
+    raise AccountBusy("this wallet's balance kept changing while the change was made; please try again")
 
 
 def entry_steps(plan: EntryPlan, wallet: Applied, transaction_id: str | None, now) -> list:

@@ -9,14 +9,14 @@ import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from balance.domain.errors import AlreadyProcessed, IdempotencyKeyReused
 from balance.extensions import db
 from balance.models import JournalEntry, Posting, Transaction
 from balance.services import ledger_store, wallet
 from tests.support.concurrency import race, verify_clean
-from tests.support.wallets import (assert_books_clean, balance, fund, new_admin, new_user, postings_of,
+from tests.support.wallets import (approve, assert_books_clean, balance, fund, new_admin, new_user, postings_of,
                                    request_topup, transactions_of, wallet_row)
 
 APPROVAL_ROUNDS = 25  # per database and per number of racing admins
@@ -208,4 +208,37 @@ def test_ledger_verify_taken_while_payments_commit_reports_no_drift_that_is_not_
         payer.join(30)
     assert during >= 10, "payments were committing while it verified"
     assert [r.drifts for r in reports if not r.clean] == []
+    assert_books_clean()
+
+
+@pytest.mark.parametrize("database_uri", ["postgresql"], indirect=True)  # SQLite writers hold the lock from BEGIN
+def test_money_that_arrives_between_a_payments_guard_and_its_balance_read_pays_it_instead_of_a_negative_shortfall(ctx):
+    """READ COMMITTED: the guarded debit finds $0.50, a top-up of $1.00 commits, then the read for the 402 sees $1.50.
+
+    The top-up is approved for real on another connection at exactly that moment (a hook on the read's statement).
+    """
+    admin, user = new_admin(), new_user()
+    fund(user, admin, 50)
+    arriving = request_topup(user, 100)
+    engine, arrived = db.engine, []
+
+    def top_up_lands_first(conn, cursor, statement, parameters, context, executemany):
+        if not arrived and statement.lstrip().startswith("SELECT accounts.balance"):
+            def approve_elsewhere():
+                with ctx.app_context():
+                    arrived.append(approve(arriving, admin).transaction.status)
+                    db.session.remove()
+
+            lands = threading.Thread(target=approve_elsewhere)
+            lands.start()
+            lands.join(30)
+
+    event.listen(engine, "before_cursor_execute", top_up_lands_first)
+    try:
+        result = wallet.pay(wallet.MakePayment(user, 120))
+    finally:
+        event.remove(engine, "before_cursor_execute", top_up_lands_first)
+    assert arrived == ["success"], "the top-up committed between the guard and the read"
+    assert result.insufficient is None and result.transaction.status == "success"
+    assert balance(user) == 50 + 100 - 120
     assert_books_clean()
