@@ -26,7 +26,7 @@ def register():
 
 
 @bp.post("/login")
-@limiter.limit(_login_limit)
+@limiter.shared_limit(_login_limit, scope="login")  # one budget with the login page's form: the same passwords
 def login():
     """Exchange email and password for a bearer token."""
     data = load(LoginSchema, json_object())

@@ -51,7 +51,7 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.shared_limit(_login_limit, scope="login", methods=["POST"])  # one budget with POST /auth/login
 def login():
     """Log in with email and password (the same accounts as the API)."""
     target = safe_next(request.values.get("next"))

@@ -1,6 +1,8 @@
 """``/auth``: registering and logging in, through the HTTP API."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from argon2 import PasswordHasher
 
@@ -89,6 +91,33 @@ def test_logins_beyond_the_rate_limit_get_429_with_the_json_error_body(database_
         assert 60 < int(refused.headers["Retry-After"]) <= 3600, "the client is told when the hour's window ends"
         assert client.post("/auth/register", json={"email": "gus@example.com", "password": "password123"}
                            ).status_code == 201, "only logging in is limited"
+    finally:
+        with app.app_context():
+            from balance.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_the_api_and_the_login_page_share_one_login_budget_per_client(database_uri):
+    """Else a client could try twice the configured number of passwords, half through each door."""
+    app = databases.make_app(database_uri, LOGIN_RATE_LIMIT="3 per hour")
+    try:
+        client = app.test_client()
+        client.post("/auth/register", json={"email": "ivy@example.com", "password": "password123"})
+        html = {"Accept": "text/html"}
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login", headers=html).get_data(
+            as_text=True)).group(1)
+
+        def page_login():
+            return client.post("/login", data={"email": "ivy@example.com", "password": "wrong-password",
+                                               "csrf_token": token}, headers=html)
+
+        def api_login():
+            return client.post("/auth/login", json={"email": "ivy@example.com", "password": "wrong-password"})
+
+        assert [api_login().status_code, page_login().status_code, api_login().status_code] == [401, 422, 401]
+        assert (page_login().status_code, api_login().status_code) == (429, 429)
     finally:
         with app.app_context():
             from balance.extensions import db
