@@ -1,18 +1,24 @@
-"""A few of one caller's changes at a time in a worker; the rest wait here, where they hold no database connection.
+"""A few of one caller's wallet changes at a time in a worker; the rest wait here, holding no database connection.
 
 A change locks its wallet's row until it commits. While that row is held (a slow
 transaction, a psql session someone forgot, a client firing a hundred payments at
 once) every further request for it waits on the lock, each holding one of the
 worker's pool connections: one account could take the whole pool, and every other
-user's requests would wait for a connection. Here a caller's state-changing requests
-beyond ``CALLER_WRITE_CONCURRENCY`` wait on a semaphore *before* their first
-statement, for at most the database's own lock bound (``DATABASE_LOCK_TIMEOUT``),
-and are then told to try again. Reads are never held: they take no lock.
+user's requests would wait for a connection. Here a caller's requests to views marked
+``locks_a_wallet`` (payments, bookings, top-up decisions) beyond
+``CALLER_WRITE_CONCURRENCY`` wait on a semaphore *before* their first statement, for
+at most the database's own lock bound (``DATABASE_LOCK_TIMEOUT``), and are then told
+to try again. Other requests (reads, asking for a top-up, logging out) lock no wallet
+and are never held.
 
 The gate is per worker process, so an account holds at most that many connections
 per worker; changes of one wallet serialise on its row anyway, so this costs them
 nothing. Entered when the caller is identified (``balance.auth``), left when the
 request ends.
+
+For the same reason a change's body is read before anything else (``_body_first``):
+a client that sends its headers and then stalls, or uploads slowly, holds only its
+own greenlet, never a place or a pool connection.
 """
 from __future__ import annotations
 
@@ -62,9 +68,21 @@ class CallerGates:
                 del self._gates[caller_id]
 
 
+def locks_a_wallet(view):
+    """Mark a view whose change locks a wallet row: its requests wait for one of the caller's places."""
+    view.locks_a_wallet = True
+    return view
+
+
 def init_app(app) -> None:
     app.extensions["caller_gates"] = CallerGates(app.config["CALLER_WRITE_CONCURRENCY"],
                                                  app.config["DATABASE_LOCK_TIMEOUT"])
+
+    @app.before_request
+    def _body_first():
+        """The whole body (at most MAX_CONTENT_LENGTH, else 413 here) before the caller is looked up."""
+        if request.method not in SAFE_METHODS:
+            request.get_data(cache=True)
 
     @app.teardown_request
     def _leave(_error=None):
@@ -74,8 +92,9 @@ def init_app(app) -> None:
 
 
 def enter_for_request(caller_id: int) -> None:
-    """Before a state-changing request's first statement: wait for one of the caller's places, or refuse (503)."""
-    if request.method in SAFE_METHODS or "gated_caller" in g:
+    """Before the first statement of a request that locks a wallet: wait for one of the caller's places, or 503."""
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, "locks_a_wallet", False) or "gated_caller" in g:
         return
     if not current_app.extensions["caller_gates"].enter(caller_id):
         raise AccountBusy("this account's earlier requests are still being processed; please try again")

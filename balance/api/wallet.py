@@ -6,6 +6,7 @@ from flask_jwt_extended import current_user
 
 from .. import wire
 from ..auth import admin_required, user_required
+from ..caller_gate import locks_a_wallet
 from ..domain.errors import InsufficientFunds
 from ..domain.money import to_wire
 from ..services import history, idempotency, snapshots, wallet
@@ -73,6 +74,7 @@ def pending_topups():
 
 
 @bp.patch("/transactions/topup/<transaction_id>/process")
+@locks_a_wallet
 @admin_required
 def process_topup(transaction_id):
     """Approve (``success``) or reject (``failed``) a pending top-up, once, unless the caller asked for it (403)."""
@@ -84,6 +86,7 @@ def process_topup(transaction_id):
 
 
 @bp.post("/transactions/payment")
+@locks_a_wallet
 @user_required
 def pay():
     """Pay from the balance; 402 with the shortfall when it is not enough (the attempt is recorded)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from .. import wire
+from ..caller_gate import locks_a_wallet
 from ..domain.errors import AlreadyProcessed, OwnTopup, ValidationFailed
 from ..domain.money import to_wire
 from ..services import admin_views, history, wallet
@@ -41,6 +42,7 @@ def pending():
 
 
 @bp.post("/topups/<transaction_id>/decide")
+@locks_a_wallet
 @admin_required
 def decide(transaction_id):
     """Approve or reject one pending top-up, once, after a confirmation."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from ..caller_gate import locks_a_wallet
 from ..domain.errors import BalanceError, IdempotencyKeyReused, ValidationFailed
 from ..services import booking, dashboard_views, wallet
 from . import forms
@@ -62,6 +63,7 @@ def topup():
 
 
 @bp.post("/book")
+@locks_a_wallet
 @login_required
 def book():
     """Book a room from the catalogue: pay its price once, however often the button is pressed."""

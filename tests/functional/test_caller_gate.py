@@ -47,22 +47,44 @@ def test_a_change_beyond_the_callers_places_is_a_503_to_retry_and_loses_nothing(
     assert gates.in_flight() == 0, "every request left its place"
 
 
-def test_a_form_posted_while_the_callers_places_are_taken_shows_a_page_saying_to_retry(gated):
-    client = gated.test_client()
-    auth = AuthActions(client)
-    ann_id, _ = auth.new_user("ann@example.com")
+def logged_in_form_token(client, auth, email: str) -> tuple[int, str]:
+    user_id, _ = auth.new_user(email)
     token = re.compile(r'name="csrf_token" value="([^"]+)"')
     login = token.search(client.get("/login", headers=HTML).get_data(as_text=True)).group(1)
-    client.post("/login", data={"email": "ann@example.com", "password": "password123", "csrf_token": login},
-                headers=HTML)
-    form = token.search(client.get("/", headers=HTML).get_data(as_text=True)).group(1)
+    client.post("/login", data={"email": email, "password": "password123", "csrf_token": login}, headers=HTML)
+    return user_id, token.search(client.get("/", headers=HTML).get_data(as_text=True)).group(1)
+
+
+def test_a_booking_posted_while_the_callers_places_are_taken_shows_a_page_saying_to_retry(gated):
+    client = gated.test_client()
+    auth = AuthActions(client)
+    ann_id, form = logged_in_form_token(client, auth, "ann@example.com")
     gates = gated.extensions["caller_gates"]
     assert gates.enter(ann_id)
     try:
-        page = client.post("/topup", data={"amount": "10", "csrf_token": form}, headers=HTML)
+        page = client.post("/book", data={"room": "garden-single", "idempotency_key": "k-1", "csrf_token": form},
+                           headers=HTML)
     finally:
         gates.leave(ann_id)
     assert page.status_code == 503
     assert page.mimetype == "text/html"
-    assert "still being processed" in page.get_data(as_text=True)
+    assert "Busy, try again" in page.get_data(as_text=True) and "still being processed" in page.get_data(as_text=True)
     assert auth.client.get("/transactions", headers=auth.headers_for("ann@example.com")).get_json()["items"] == []
+
+
+def test_what_locks_no_wallet_is_not_held_by_taken_places(gated):
+    """Asking for a top-up, logging out, reading: none waits on a wallet's row, so none waits for a place."""
+    client = gated.test_client()
+    auth = AuthActions(client)
+    ann_id, form = logged_in_form_token(client, auth, "ann@example.com")
+    ann = auth.headers_for("ann@example.com")
+    gates = gated.extensions["caller_gates"]
+    assert gates.enter(ann_id)
+    try:
+        asked = auth.client.post("/transactions/topup", json={"amount": 5}, headers=ann)
+        page = client.post("/topup", data={"amount": "7", "csrf_token": form}, headers=HTML)
+        read = auth.client.get("/balance", headers=ann)
+        out = client.post("/logout", data={"csrf_token": form}, headers=HTML)
+    finally:
+        gates.leave(ann_id)
+    assert (asked.status_code, page.status_code, read.status_code, out.status_code) == (201, 303, 200, 303)
