@@ -3,9 +3,9 @@
 Tokens carry the user id as subject and the role as a claim; the user is read from
 the database on every request (one indexed Core ``SELECT``, the request's first
 statement: ``database.first_read``), so a deleted user's token stops working at once
-and a changed role applies to the next request. A state-changing request first waits
-for one of its caller's places (``balance.caller_gate``), so that one account's stuck
-requests cannot take every connection of the pool.
+and a changed role applies to the next request. A request that changes a wallet first
+waits for one of its caller's places (``balance.caller_gate``), so that one account's
+stuck changes cannot take every connection of the pool.
 """
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
         "DATABASE_STATEMENT_TIMEOUT": _number(environ, "DATABASE_STATEMENT_TIMEOUT", "30", float, maximum=2_000_000),
         "DATABASE_LOCK_TIMEOUT": _number(environ, "DATABASE_LOCK_TIMEOUT", "5", float, maximum=2_000_000),
-        # state-changing requests of one caller running at once in a worker; more wait without a pool connection
+        # wallet-changing requests of one caller running at once in a worker; more wait without a pool connection
         "CALLER_WRITE_CONCURRENCY": _number(environ, "CALLER_WRITE_CONCURRENCY", "4", int, minimum=1, maximum=1000),
     }
 

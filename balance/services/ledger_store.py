@@ -83,7 +83,9 @@ def move_wallet(user_id: int, delta: int, now) -> Applied:
 
     One statement: the guard, the new balance and the next ``seq`` are decided by the
     database under the row lock, so concurrent changes of one wallet queue here and
-    each sees the balance the previous one left.
+    each sees the balance the previous one left. When the guard refuses, the balance is
+    read for the refusal's details; if money arrived in between (PostgreSQL's statements
+    each see what committed before them), the change is tried again instead.
     """
     for _ in range(MOVE_TRIES):
         rows = together((_MOVE_WALLET, {"owner": user_id, "delta": delta, "now": now}))[0]  # may carry the BEGIN
