@@ -131,31 +131,20 @@ def test_the_bounds_are_startup_options_that_keep_what_the_url_or_environment_as
     assert database.engine_options(url, statement, lock)["connect_args"].get("options") == options
 
 
-def test_ledger_verify_behind_a_lock_past_the_lock_bound_says_so_in_a_line(postgres_uri):
+@pytest.mark.parametrize("args, table, said", [
+    (["ledger", "verify"], "postings", "could not read the books: canceling statement due to lock timeout"),
+    (["db", "upgrade"], "alembic_version", "migrations not applied: canceling statement due to lock timeout"),
+], ids=["ledger-verify", "db-upgrade"])
+def test_a_command_behind_a_lock_past_the_lock_bound_stops_and_says_so_in_a_line(postgres_uri, args, table, said):
     app = app_with(postgres_uri, DATABASE_LOCK_TIMEOUT=BOUND, DATABASE_STATEMENT_TIMEOUT=60)
-    holder = Holder(postgres_uri, "LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")
+    holder = Holder(postgres_uri, f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
     try:
-        result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+        result = app.test_cli_runner().invoke(args=args)
     finally:
         holder.release()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
     assert result.exit_code == 1
-    assert "could not read the books: canceling statement due to lock timeout" in result.output, result.output
-    assert "Traceback" not in result.output
-
-
-def test_migrations_behind_a_lock_past_the_lock_bound_stop_and_say_so_in_a_line(postgres_uri):
-    app = app_with(postgres_uri, DATABASE_LOCK_TIMEOUT=BOUND, DATABASE_STATEMENT_TIMEOUT=60)
-    holder = Holder(postgres_uri, "LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
-    try:
-        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    finally:
-        holder.release()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    assert result.exit_code == 1
-    assert "migrations not applied: canceling statement due to lock timeout" in result.output, result.output
+    assert said in result.output, result.output
     assert "Traceback" not in result.output
