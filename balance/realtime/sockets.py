@@ -2,7 +2,9 @@
 
 A socket authenticates with an access token from ``auth.token``, the ``token`` query
 parameter or the login cookie (``Bearer `` tolerated); anything else is refused and
-the client gets ``connect_error``. It joins its own user's room (and admins the
+the client gets ``connect_error``. A page also says whose it is (``auth.user_id``): the
+cookie it connects with may have become another person's since it was rendered, and
+such a socket is refused rather than shown that person's balance. It joins its own user's room (and admins the
 admins' room), never another's. Its greeting (``balance_initial``, after any missed
 changes) is sent once the server has acknowledged the connect, never before it.
 """
@@ -77,6 +79,11 @@ def since_seq(value) -> int | None:
     return value
 
 
+def _same_user(page_user, user_id: int) -> bool:
+    """Whether the ``user_id`` a page sent (whose page it is) names the token's user; anything else does not."""
+    return isinstance(page_user, int) and not isinstance(page_user, bool) and page_user == user_id
+
+
 def _gateway():
     return current_app.extensions["balance.gateway"]
 
@@ -90,6 +97,9 @@ class BalanceNamespace(Namespace):
         except Exception:  # the database, most likely: any other exception here leaves the connect unanswered
             log.exception("could not check a socket's login")
             raise Refused("unavailable: the login could not be checked just now; connect again") from None
+        if isinstance(auth, dict) and "user_id" in auth and not _same_user(auth["user_id"], user.id):
+            # a page of one account connecting with the cookie of another (logged in since, in another tab)
+            raise Refused("another login: this page belongs to another account than the one logged in; reload it")
         try:
             since, problem = since_seq(auth if isinstance(auth, dict) and "since_seq" in auth
                                        else request.args.get("since_seq")), None

@@ -17,6 +17,8 @@
   var body = document.body;
   var SYMBOL = body.dataset.currencySymbol || "";
   var CODE = body.dataset.currency || "";
+  var VIEWER = body.dataset.viewer ? Number(body.dataset.viewer) : null;  // whose page this is
+  var ANOTHER_LOGIN = "another login:";                                     // the server's refusal when it is not
 
   function money(minor) {
     var sign = minor < 0 ? "-" : "";
@@ -136,8 +138,15 @@
       randomizationFactor: 0.5,     // +-50% jitter, so a restarted server is not hit by every tab at once
       timeout: 8000,
       closeOnBeforeunload: true,    // say goodbye when the page goes, so the server drops this socket at once
-      auth: function (send) { send(lastSeq === null ? {} : { since_seq: lastSeq }); }
+      auth: function (send) {
+        // The socket logs in with the browser's cookie, which may by now be another person's (logged in in
+        // another tab): the page says whose it is, and the server refuses a socket for someone else.
+        var auth = lastSeq === null ? {} : { since_seq: lastSeq };
+        if (VIEWER !== null) auth.user_id = VIEWER;
+        send(auth);
+      }
     });
+    var superseded = false;
 
     function call(name, data) {
       if (!on[name]) return;
@@ -146,6 +155,7 @@
 
     function retryLater() {
       // The server closed or refused us (an expired login, a server shutting down): try again, slowly.
+      if (superseded) return;
       refusals += 1;
       var delay = Math.min(30000, 2000 * Math.pow(2, refusals - 1)) * (0.5 + Math.random());
       setTimeout(function () { if (!socket.connected && !socket.active) socket.connect(); }, delay);
@@ -172,7 +182,16 @@
       status("reconnecting");
       if (reason === "io server disconnect") retryLater();
     });
-    socket.on("connect_error", function () {
+    socket.on("connect_error", function (err) {
+      if (err && typeof err.message === "string" && err.message.indexOf(ANOTHER_LOGIN) === 0) {
+        // This browser is now logged in as someone else: this page must show nothing of theirs. Stay offline.
+        superseded = true;
+        socket.disconnect();
+        status("offline");
+        toast("You are now logged in as someone else in this browser. Reload this page to see that account.",
+              "error", "another-login");
+        return;
+      }
       if (socket.active) { status("reconnecting"); return; }
       status("offline");
       retryLater();

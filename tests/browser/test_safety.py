@@ -104,3 +104,31 @@ def test_forms_without_a_valid_csrf_token_are_refused_and_change_nothing(site):
     visitor.get_by_role("button", name="Log in").click()
     expect(visitor.locator(".error-message")).to_contain_text("This form has expired")
     assert not [c for c in visitor.context.cookies() if c["name"] == "balance_access"]
+
+
+def test_a_tab_whose_browser_has_since_logged_in_as_someone_else_shows_nothing_of_theirs(site):
+    """Alice's second tab stays Alice's page: after Bob logs in in her first tab, its reconnect is refused."""
+    admin = site.admin()
+    alice, bob = site.user("alice"), site.user("bob")
+    site.fund(alice, admin, 11)
+    site.fund(bob, admin, 77.77)
+    context = site.context()
+    first = live(site.log_in(context, alice))
+    second = live(site.open(context, "/"))
+    expect(second.locator("#balance")).to_have_text("$11.00")
+
+    first.get_by_role("button", name="Log out").click()
+    first.get_by_label("Email").fill(bob.email)
+    first.get_by_label("Password").fill(bob.password)
+    first.get_by_role("button", name="Log in").click()
+    live(first)
+    expect(first.locator("#balance")).to_have_text("$77.77")
+
+    context.set_offline(True)  # a network blip: the second tab's socket reconnects, with Bob's cookie now
+    second.wait_for_timeout(1500)
+    context.set_offline(False)
+    expect(second.locator("#live-status")).to_have_attribute("data-state", "offline", timeout=15_000)
+    expect(second.locator(".toast-text", has_text="logged in as someone else")).to_be_visible()
+    second.wait_for_timeout(1000)
+    expect(second.locator("#balance")).to_have_text("$11.00")
+    assert "77.77" not in second.locator("main").inner_text()

@@ -115,6 +115,29 @@ def test_an_access_token_is_accepted_from_auth_query_string_or_cookie_with_or_wi
         tab.close()
 
 
+@pytest.mark.parametrize("page_of", ["another user", "the user as text", "yes"])
+def test_a_page_that_says_it_is_someone_elses_is_refused_with_a_reason_the_page_can_act_on(cluster, someone, page_of):
+    """The pages connect with the cookie, which may have become another person's since the page was rendered."""
+    other = {"another user": someone.id + 1_000_000, "the user as text": str(someone.id), "yes": True}[page_of]
+    tab = Tab("another login")
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            tab.connect(cluster.url, auth={"user_id": other}, headers={"Cookie": f"balance_access={someone.token}"})
+        assert tab.refusal["message"].startswith("another login: "), tab.refusal
+        assert tab.events == []
+    finally:
+        tab.close()
+
+
+def test_a_page_that_says_it_is_the_cookies_users_connects(cluster, someone):
+    tab = Tab("same login")
+    try:
+        tab.connect(cluster.url, auth={"user_id": someone.id}, headers={"Cookie": f"balance_access={someone.token}"})
+        tab.wait_for("balance_initial")
+    finally:
+        tab.close()
+
+
 def test_a_page_on_another_origin_cannot_open_a_socket_even_with_the_login_cookie(cluster, someone):
     tab = Tab("cross-site", websocket_extra_options={"origin": "https://evil.example.com"})
     try:
