@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from flask_migrate import upgrade
+from gevent.pywsgi import WSGIHandler
 
 from . import create_app
 from .config import ConfigError
@@ -38,4 +39,21 @@ def _serve() -> None:
           f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
           flush=True)
     start_background_services(app)
-    socketio.run(app, host=host, port=port, log_output=False)
+    socketio.run(app, host=host, port=port, log_output=False, handler_class=AfterWebsocketsNothing)
+
+
+class AfterWebsocketsNothing(WSGIHandler):
+    """gevent's server, but silent on a connection engine.io took over as a websocket.
+
+    When such a websocket ends, engine.io answers its WSGI call with an empty 200, and
+    gevent's server writes that answer onto the connection, after the websocket's closing
+    frame: browsers log "Invalid frame header" on every page change. (gunicorn's worker,
+    the Procfile's, is told by simple-websocket to write nothing.) An upgrade engine.io
+    refused is answered with another status and a body, and still written.
+    """
+
+    def process_result(self):
+        if self.code == 200 and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            self.close_connection = True
+            return
+        super().process_result()

@@ -7,13 +7,18 @@ unchanged hook at once rather than half-working.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 
 import pytest
+import requests
 
 from tests.e2e.clients import Api
 from tests.e2e.servers import IN_PROCESS, ROOT, BalanceServer, server_env
@@ -76,3 +81,41 @@ def test_the_seed_hook_with_websocket_transport_works_against_three_workers(clus
 
 def test_python_app_py_logs_that_its_gateway_runs_in_process(single_process):
     assert single_process.pids_that_logged(IN_PROCESS), single_process.log_tail()
+
+
+def test_a_websocket_that_closes_on_python_app_py_is_followed_by_nothing_on_its_connection(single_process):
+    """gevent's server wrote engine.io's empty 200 after the closing frame: browsers logged 'Invalid frame header'
+    on every page change. A browser's path: polling handshake, the namespace, the upgrade, then the page goes."""
+    api, base = Api(single_process.url), single_process.url
+    token = api.login(*ADMIN).token
+    sid = json.loads(requests.get(base + "/socket.io/?EIO=4&transport=polling", timeout=5).text[1:])["sid"]
+    polling = f"{base}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    requests.post(polling, data="40/balance," + json.dumps({"token": token}), timeout=5)
+    requests.get(polling, timeout=5)
+    with socket.create_connection(("127.0.0.1", single_process.port), timeout=5) as conn:
+        conn.sendall((f"GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n\r\n").encode())
+        assert received(conn).startswith(b"HTTP/1.1 101")
+        for payload in (b"2probe", b"5"):  # the probe, then the upgrade
+            conn.sendall(client_frame(0x1, payload))
+            received(conn)
+        conn.sendall(client_frame(0x8, struct.pack("!H", 1001)))
+        assert received(conn) == b"\x88\x02\x03\xe9", "the server's closing frame, then nothing"
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def received(conn: socket.socket, quiet: float = 1.0) -> bytes:
+    """Everything the server sends until it closes the connection or says nothing for ``quiet`` seconds."""
+    conn.settimeout(quiet)
+    data = b""
+    try:
+        while chunk := conn.recv(4096):
+            data += chunk
+    except TimeoutError:
+        pass
+    return data
