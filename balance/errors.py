@@ -103,7 +103,7 @@ def init_app(app) -> None:
         message = error.description or error.name
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             message = (f"{request.method} is not allowed here; "
-                       f"this address takes {', '.join(sorted(error.valid_methods))}")
+                       f"this address takes {', '.join(sorted(set(error.valid_methods) - {'HEAD', 'OPTIONS'}))}")
         page, status = respond(error.code or 500, code, message)
         return page, status, [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
 

@@ -89,8 +89,8 @@ def _too_late(transaction_id: str, approve: bool) -> str:
     if d is None:
         return f"Not {wanted}: this top-up no longer exists."
     who = "you" if d.admin_id == g.viewer.id else (d.admin_email or "another admin")
-    return f"Not {wanted} again: {who} already {VERBS.get(d.status, d.status)} this top-up at {when(d.at)}. " \
-           f"Nothing more was credited."
+    credited = " Nothing more was credited." if d.status == "success" else " Nothing was credited."
+    return f"Not {wanted} again: {who} already {VERBS.get(d.status, d.status)} this top-up at {when(d.at)}." + credited
 
 
 def _own(approve: bool) -> str:

@@ -104,3 +104,29 @@ def test_sign_up_ask_for_money_approve_it_and_book_with_the_keyboard_alone(site)
     page.keyboard.press("Enter")
     expect(page.locator(".flash-success")).to_have_text(
         "Booked Garden Single · 2 nights: paid $90.00. Balance: $10.00.")
+
+
+def test_moving_between_the_pages_logs_nothing_in_the_console(site):
+    """No failed request (a missing favicon was a 404 on every page) and no broken socket (after a websocket,
+    the server wrote an HTTP answer: 'Invalid frame header' on every page change)."""
+    admin, alice = site.admin(), site.user("alice")
+    site.fund(alice, admin, 10)
+    page = site.context().new_page()
+    logged = []
+    page.on("console", lambda message: logged.append(message.text) if message.type in ("error", "warning") else None)
+    page.on("requestfailed", lambda request: None if request.failure == "net::ERR_ABORTED"  # cut by leaving
+            else logged.append(f"failed: {request.url} {request.failure}"))
+    page.on("response", lambda response: logged.append(f"{response.status}: {response.url}")
+            if response.status >= 400 else None)
+    page.goto("/login")
+    page.get_by_label("Email").fill(alice.email)
+    page.get_by_label("Password").fill(alice.password)
+    page.get_by_role("button", name="Log in").click()
+    for _ in range(3):
+        live(page)
+        expect(page.locator("#live-status")).to_have_attribute("data-transport", "websocket")
+        page.reload()
+    live(page)
+    page.goto("/login")  # leave the live page last: its socket closes
+    page.wait_for_timeout(500)
+    assert logged == []

@@ -129,6 +129,14 @@ def test_a_double_click_credits_once_and_the_second_click_is_told_why(client, wo
     assert balance(client, world["user"]) == 50
 
 
+def test_an_approval_after_a_rejection_is_told_nothing_was_credited_at_all(client, world):
+    decide(client, world, decision="reject")
+    decide(client, world)
+    assert re.fullmatch(r"Not approved again: you already rejected this top-up at .+ UTC\. Nothing was credited\.",
+                        flashes(client)[1])
+    assert balance(client, world["user"]) == 0
+
+
 def test_asking_to_confirm_a_top_up_already_decided_says_so_instead(client, world):
     decide(client, world)
     reply = decide(client, world, decision="reject", confirmed="")
