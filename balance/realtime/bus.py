@@ -259,13 +259,13 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(CHANNEL)
             log.info("BalanceGateway initialized and subscribed to Redis balance events")
-            backoff = 0.1
             if down_since is not None:
                 with app.app_context():
                     replayed = replay_outbox_since(gateway, down_since)
                     gateway.resync()
                 log.info("resubscribed; replayed %d change(s) from the outbox", replayed)
                 down_since = None
+            backoff = 0.1  # only once caught up: a catch-up failing (the database away too) keeps backing off
             heard = pinged = time.monotonic()
             while True:
                 item = pubsub.get_message(timeout=1.0)
@@ -295,6 +295,7 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             if down_since is None:
                 down_since = utcnow() - SUBSCRIPTION_DOUBT
             time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
 
 def _close_quietly(pubsub) -> None:

@@ -27,6 +27,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import gevent
+
 from .. import wire
 from ..services import replay, snapshots
 from ..domain.money import to_wire
@@ -48,6 +50,7 @@ OWED_LIMIT = 1000
 ORPHAN_GRACE = 10.0  # seconds a socket may take to finish connecting (its greeting waits at most 5)
 GAP_LIMIT = 1000  # changes replayed to fill one gap (a longer gap's own seq is still checked against the ledger)
 HELD_LIMIT = 1000  # messages held behind a gap the ledger could not fill; past it they go out in order, gap or not
+LEDGER_READ_TIMEOUT = 1.0  # seconds a read made while holding a socket's lock may take; longer counts as a failure
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
 ASK_BURST, ASK_PER_SECOND = 5, 1.0
@@ -80,6 +83,31 @@ class SocketState:
         self.owed.add(seq)
         if len(self.owed) > OWED_LIMIT:  # those never republished (published while this worker was not listening)
             self.owed.discard(min(self.owed))
+
+
+class LedgerSlow(Exception):
+    """The database did not answer a read in time (it hangs, or new connections to it do)."""
+
+
+def bounded(read, *args, **kwargs):
+    """``read(*args, **kwargs)``, given at most ``LEDGER_READ_TIMEOUT``; ``LedgerSlow`` past it.
+
+    One listener per worker delivers every user's changes, and it waits for a socket's lock
+    while that lock's holder reads the database (a greeting, a gap being filled): a database
+    that stops answering would stop every user's live updates on the worker, not only that
+    socket's. Bounded, a read that hangs fails like one that errs (the message is held, the
+    greeting tried again), and SQLAlchemy throws the interrupted connection away.
+    """
+    timeout = gevent.Timeout(LEDGER_READ_TIMEOUT)
+    timeout.start()
+    try:
+        return read(*args, **kwargs)
+    except gevent.Timeout as exc:
+        if exc is not timeout:
+            raise
+        raise LedgerSlow(f"no answer from the database within {LEDGER_READ_TIMEOUT} s") from None
+    finally:
+        timeout.close()
 
 
 class RecentIds:
@@ -166,16 +194,16 @@ class Gateway:
         with state.lock:
             if self.sockets.get(sid) is not state:
                 return None  # the socket left while this waited for its lock: nothing to read for it
-            snap = snapshots.current(state.user_id)
+            snap = bounded(snapshots.current, state.user_id)
             known = max(state.last_seq or 0, since_seq or 0)
             if snap.seq < known:
-                snap = snapshots.from_database(state.user_id)  # the cache fell behind what this socket has seen
+                snap = bounded(snapshots.from_database, state.user_id)  # the cache fell behind this socket
                 snapshots.remember(snap)
                 if snap.seq < known:  # not even the ledger has it: a publisher (or the client) made that seq up
                     log.warning("a socket of user %s has seen seq %s, the ledger is at %s: back to the ledger",
                                 state.user_id, known, snap.seq)
             if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
-                for change in replay.changes_between(state.user_id, since_seq, snap.seq, limit=self.window):
+                for change in bounded(replay.changes_between, state.user_id, since_seq, snap.seq, limit=self.window):
                     self.emit_to(sid, *wire.event(change))
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
             self.emit_to(sid, "balance_initial", payload)
@@ -225,7 +253,7 @@ class Gateway:
     def _to_user(self, message: Message) -> None:
         """Hold the locks of all the user's sockets (taken in sorted order, so two deliveries never wait on each
         other whatever order the set of sockets iterates in) while each gets the message."""
-        in_step, held = [], []
+        in_step, held, reads = [], [], {}
         try:
             for sid in sorted(self.by_user.get(message.user_id, ())):
                 state = self.sockets.get(sid)
@@ -240,7 +268,7 @@ class Gateway:
                         state.last_seq = message.seq
                     in_step.append(sid)
                 else:
-                    self._send(sid, state, message)
+                    self._send(sid, state, message, reads)
             if in_step:
                 for name, data in message.events:
                     self.emit_to(in_step, name, data)
@@ -254,7 +282,7 @@ class Gateway:
             with state.lock:
                 if state.last_seq is None:
                     continue
-                for change in replay.changes_between(state.user_id, state.last_seq):
+                for change in bounded(replay.changes_between, state.user_id, state.last_seq):
                     self.emit_to(sid, *wire.event(change))
                     state.last_seq = change.seq
                     state.filled(change.seq)
@@ -263,6 +291,7 @@ class Gateway:
 
     def fill_held(self) -> None:
         """Try again to fill the gaps that messages are held behind (the ledger could not be read when they came)."""
+        reads = {}  # one read per gap of a user, however many of its sockets wait behind it
         for sid in list(self.holding):
             state = self.sockets.get(sid)
             if state is None:
@@ -270,23 +299,25 @@ class Gateway:
                 continue
             with state.lock:
                 if state.held:
-                    self._send(sid, state, state.held.pop(min(state.held)))  # held again if still unreadable
+                    self._send(sid, state, state.held.pop(min(state.held)), reads)  # held again if unreadable
                 else:
                     self.holding.discard(sid)
 
-    def _send(self, sid: str, state: SocketState, message: Message) -> None:
-        """Send one message to one socket, in seq order, then whatever was held behind the gap it closed."""
-        self._send_one(sid, state, message)
+    def _send(self, sid: str, state: SocketState, message: Message, reads: dict | None = None) -> None:
+        """Send one message to one socket, in seq order, then whatever was held behind the gap it closed.
+
+        ``reads`` shares the ledger reads of one delivery among the sockets of its user."""
+        self._send_one(sid, state, message, {} if reads is None else reads)
         if state.held or self.holding:
             self._release_held(sid, state)
 
     def _release_held(self, sid: str, state: SocketState) -> None:
         while state.held and min(state.held) <= state.last_seq + 1:
-            self._send_one(sid, state, state.held.pop(min(state.held)))
+            self._send_one(sid, state, state.held.pop(min(state.held)), {})
         if not state.held:
             self.holding.discard(sid)
 
-    def _send_one(self, sid: str, state: SocketState, message: Message) -> None:
+    def _send_one(self, sid: str, state: SocketState, message: Message, reads: dict) -> None:
         if message.seq is not None:
             if message.seq <= state.last_seq:
                 if message.seq in state.owed:  # its balance_updated came from the ledger: send the rest now
@@ -298,7 +329,7 @@ class Gateway:
                 self.stats["duplicates_dropped"] += 1
                 return
             if message.seq > state.last_seq + 1:
-                filled = self._fill_gap(sid, state, message.seq)
+                filled = self._fill_gap(sid, state, message.seq, reads)
                 if filled is None:  # never send past a change the socket has not been sent: hold it
                     state.held[message.seq] = message
                     self.holding.add(sid)
@@ -312,7 +343,7 @@ class Gateway:
         for name, data in message.events:
             self.emit_to(sid, name, data)
 
-    def _fill_gap(self, sid: str, state: SocketState, seq: int) -> bool | None:
+    def _fill_gap(self, sid: str, state: SocketState, seq: int, reads: dict) -> bool | None:
         """Send the changes between the socket's seq and ``seq`` from the ledger; False if ``seq`` is not real,
         None if the ledger could not be read (the caller holds the message until it can be).
 
@@ -321,18 +352,12 @@ class Gateway:
         socket drop the real changes up to it as repeats. The changes found are still sent.
         """
         self.stats["gap_fills"] += 1
-        try:
-            changes = replay.changes_between(state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
-        except Exception:  # the database is the only way to fill the gap: the overtaken message or a retry will
-            log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, seq - 1)
+        key = (state.user_id, state.last_seq, seq)
+        if key not in reads:
+            reads[key] = self._read_gap(state, seq)
+        changes, real = reads[key]
+        if changes is None:  # the database is the only way to fill the gap: the overtaken message or a retry will
             return None
-        real = bool(changes) and changes[-1].seq == seq
-        if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
-            try:
-                real = replay.has_change(state.user_id, seq)
-            except Exception:  # as above: the page found is sent, then the message
-                log.exception("could not look up seq %s for a socket", seq)
-                real = True
         for change in changes:
             if change.seq < seq:
                 self.emit_to(sid, *wire.event(change))
@@ -343,6 +368,26 @@ class Gateway:
             log.warning("dropped a message for user %s with seq %s: the ledger has no such change", state.user_id, seq)
             return False
         return True
+
+    def _read_gap(self, state: SocketState, seq: int) -> tuple[list | None, bool]:
+        """The ledger's changes after the socket's seq up to ``seq``, and whether ``seq`` is real; (None, False) if
+        the ledger could not be read (logged in full once per held stretch, then quietly)."""
+        try:
+            changes = bounded(replay.changes_between, state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
+        except Exception as exc:
+            if state.held:
+                log.debug("still could not replay seq %s..%s for a socket: %s", state.last_seq + 1, seq - 1, exc)
+            else:
+                log.exception("could not replay seq %s..%s for a socket", state.last_seq + 1, seq - 1)
+            return None, False
+        real = bool(changes) and changes[-1].seq == seq
+        if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
+            try:
+                real = bounded(replay.has_change, state.user_id, seq)
+            except Exception:  # the page found is sent, then the message
+                log.exception("could not look up seq %s for a socket", seq)
+                real = True
+        return changes, real
 
     def emit_to(self, to: str | list[str], event: str, data: dict) -> None:
         """Emit to one socket or a list of them (encoded once), on this process only (``ignore_queue``)."""

@@ -7,6 +7,7 @@ import time
 import uuid
 from types import SimpleNamespace
 
+import gevent
 import pytest
 
 from balance.realtime import gateway as gw
@@ -290,3 +291,24 @@ def test_a_returning_socket_replayed_from_the_ledger_still_gets_the_other_events
 
     assert sio.sent == [("balance_updated", 6), ("balance_updated", 7), ("balance_initial", 7),
                         ("transaction_completed", "completed 7")]
+
+
+def test_a_ledger_read_that_hangs_holds_the_message_after_a_bound_and_is_made_once_for_all_the_users_tabs(
+        monkeypatch):
+    """One listener delivers every user's changes: a database that stops answering must not stop it for long."""
+    monkeypatch.setattr(gw, "LEDGER_READ_TIMEOUT", 0.2)
+    reads = []
+
+    def hangs(*_, **__):
+        reads.append(1)
+        gevent.sleep(5)  # a cooperative wait, as psycopg's is under gevent
+
+    monkeypatch.setattr(gw.replay, "changes_between", hangs)
+    gateway, sio = tab_at(1)
+    gateway.attach("second tab", 1, False)
+    gateway.sockets["second tab"].last_seq = 1
+    started = time.monotonic()
+    gateway.deliver(change(3))
+    assert time.monotonic() - started < 1.5
+    assert reads == [1], "one read for the gap, shared by the user's two tabs"
+    assert sio.sent == [] and gateway.holding == {"tab", "second tab"}
