@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import wraps
 
-from flask_jwt_extended import create_access_token, current_user, verify_jwt_in_request
+from flask import current_app, request
+from flask_jwt_extended import create_access_token, current_user, decode_token, verify_jwt_in_request
 from sqlalchemy import bindparam, select
 
 from . import caller_gate
@@ -58,6 +59,20 @@ def _load_user(_header, payload) -> Caller | None:
     caller_gate.enter_for_request(user_id)  # before the request takes a database connection
     rows = first_read(_CALLER, {"uid": user_id})
     return Caller(*rows[0]) if rows else None
+
+
+def cookie_viewer() -> tuple[Caller, str | None] | None:
+    """Who the login cookie names, and its form token, for a page no guard ran for (a 404 from the router): shown
+    in the header only, so anything wrong with the cookie or the read just means no one is shown."""
+    raw = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    if not raw:
+        return None
+    try:
+        claims = decode_token(raw)
+        rows = first_read(_CALLER, {"uid": int(claims["sub"])}) if claims.get("type") == "access" else []
+    except Exception:  # noqa: BLE001 - expired, forged, the database away: a page without a name in its header
+        return None
+    return (Caller(*rows[0]), claims.get("csrf")) if rows else None
 
 
 def issue_token(user) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import render_template, request
+from flask import g, render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from .auth import cookie_viewer
 from .domain import errors as e
 from .extensions import jwt, limiter
 from .pages.return_path import to_login
@@ -65,6 +66,9 @@ def body(code: str, message: str, fields: dict | None = None, **extra) -> dict:
 
 def respond(status: int, code: str, message: str, fields: dict | None = None, **extra):
     if wants_html():
+        if status in (400, 404, 405) and request.method in ("GET", "HEAD") and "viewer" not in g:
+            # refused before any guard ran (the router): still the logged-in person's header, not "Log in"
+            g.viewer, g.csrf_token = cookie_viewer() or (None, None)
         return render_template("error.html", status=status, code=code, message=message), status
     return body(code, message, fields, **extra), status
 

@@ -257,3 +257,20 @@ def test_pages_forbid_framing_and_inline_scripts_and_are_not_cached(client, auth
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
     assert reply.headers["Cache-Control"] == "no-store"
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/admin/users/abc", "/admin/topups/x/decide"])
+def test_a_page_the_router_refuses_still_shows_who_is_logged_in_and_logging_out_works(client, auth, path):
+    auth.new_admin("boss@example.com")
+    log_in(client, "boss@example.com", "admin-password-1")
+    reply = client.get(path, headers=HTML)
+    page = reply.get_data(as_text=True)
+    assert reply.status_code in (404, 405)
+    assert "boss@example.com" in page and "Sign up" not in page
+    out = client.post("/logout", data={"csrf_token": csrf(reply)}, headers=HTML)
+    assert out.status_code == 303 and out.headers["Location"] == "/login"
+
+
+def test_a_page_the_router_refuses_shows_a_visitor_the_way_to_log_in(client):
+    page = client.get("/no-such-page", headers=HTML).get_data(as_text=True)
+    assert "Log in" in page and "Log out" not in page
