@@ -202,6 +202,8 @@ def close_expired_forever(socketio, gateway, interval: float = EXPIRY_SWEEP) -> 
         socketio.sleep(interval)
         for sid in gateway.expired(time.time()):
             log.info("socket %s: its token expired; closing it", sid)
+            # said first, for clients that do not reconnect on a server's disconnect (socket.io-client does not)
+            gateway.emit_to(sid, "error", {"message": "login expired: log in again, or connect with a new token"})
             socketio.server.disconnect(sid, namespace=NAMESPACE)
         for sid in gateway.orphaned(time.monotonic(), lambda sid: _has_connection(socketio, sid)):
             log.info("socket %s: its connection is gone; letting it go", sid)

@@ -184,6 +184,8 @@ def test_a_socket_is_closed_by_the_server_when_its_token_expires_and_no_other_wi
             time.sleep(0.05)
         assert not short.client.connected, "closed at its token's expiry (found by a sweep every 5 s)"
         assert time.time() >= now + 2, "not before it"
+        assert short.events[-1] == ("error", {"message": "login expired: log in again, or connect with a new token"}), \
+            "told why first, for clients that do not reconnect after a server's disconnect"
         # the same sweep lets go of sockets whose connection is gone: past its grace, a live one is not among them
         time.sleep(max(0.0, now + ORPHAN_GRACE + EXPIRY_SWEEP + 1 - time.time()))
         assert long_.client.connected
