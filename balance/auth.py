@@ -22,6 +22,7 @@ from .domain.errors import AuthenticationFailed, Forbidden
 from .extensions import jwt
 from .models import User
 
+PAGE_VIEWER_HEADER = "X-Balance-Viewer"  # whose page sent the request (the pages' scripts say so)
 _users = User.__table__
 _CALLER = select(_users.c.id, _users.c.email, _users.c.name, _users.c.role).where(_users.c.id == bindparam("uid"))
 
@@ -56,6 +57,11 @@ def _load_user(_header, payload) -> Caller | None:
         user_id = int(payload["sub"])
     except (KeyError, ValueError, TypeError):
         return None
+    page_of = request.headers.get(PAGE_VIEWER_HEADER)
+    if page_of is not None and page_of != str(user_id):
+        # a page's script, reading with the browser's cookie, which now belongs to someone else (logged in since)
+        raise AuthenticationFailed("another login: this page belongs to another account than the one logged in; "
+                                   "reload it")
     caller_gate.enter_for_request(user_id)  # before the request takes a database connection
     rows = first_read(_CALLER, {"uid": user_id})
     return Caller(*rows[0]) if rows else None

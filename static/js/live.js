@@ -241,7 +241,11 @@
   /* ---- reads through the login cookie ------------------------------------------------------------ */
 
   function getJSON(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+    // Read with the browser's cookie, which may be someone else's by now: the page says whose it is, and the
+    // server answers 401 rather than that person's data.
+    var headers = { Accept: "application/json" };
+    if (VIEWER !== null) headers["X-Balance-Viewer"] = String(VIEWER);
+    return fetch(url, { credentials: "same-origin", headers: headers }).then(function (r) {
       if (r.status === 401) showStatus("offline");
       if (!r.ok) throw new Error(url + " answered " + r.status);
       return r.json();

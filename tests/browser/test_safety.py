@@ -123,6 +123,10 @@ def test_a_tab_whose_browser_has_since_logged_in_as_someone_else_shows_nothing_o
     first.get_by_role("button", name="Log in").click()
     live(first)
     expect(first.locator("#balance")).to_have_text("$77.77")
+    site.api("POST", "/transactions/payment", alice, json={"amount": 1, "description": "alice-coffee"})
+    expect(second.locator("#balance")).to_have_text("$10.00")  # her socket, still hers, brings her change
+    second.wait_for_timeout(1000)  # and the page reloads its list, with the cookie: Bob's now
+    assert "77.77" not in second.locator("main").inner_text()
 
     context.set_offline(True)  # a network blip: the second tab's socket reconnects, with Bob's cookie now
     second.wait_for_timeout(1500)
@@ -130,5 +134,5 @@ def test_a_tab_whose_browser_has_since_logged_in_as_someone_else_shows_nothing_o
     expect(second.locator("#live-status")).to_have_attribute("data-state", "offline", timeout=15_000)
     expect(second.locator(".toast-text", has_text="logged in as someone else")).to_be_visible()
     second.wait_for_timeout(1000)
-    expect(second.locator("#balance")).to_have_text("$11.00")
+    expect(second.locator("#balance")).to_have_text("$10.00")
     assert "77.77" not in second.locator("main").inner_text()

@@ -126,3 +126,14 @@ def test_a_promoted_user_can_use_admin_routes_with_their_next_request(app, clien
     assert client.get("/transactions/topup/pending", headers=user).status_code == 403
     assert runner.invoke(args=["create-admin", "promote-me@example.com"]).exit_code == 0
     assert client.get("/transactions/topup/pending", headers=user).status_code == 200
+
+
+@pytest.mark.parametrize("page_of, status", [("mine", 200), ("another", 401), ("garbage", 401)])
+def test_a_pages_read_that_says_whose_page_it_is_is_answered_only_for_that_person(auth, page_of, status):
+    """The pages read with the browser's cookie, which another login may have replaced since the page was drawn."""
+    ann_id, ann = auth.new_user()
+    viewer = {"mine": str(ann_id), "another": str(ann_id + 1), "garbage": "ann"}[page_of]
+    reply = auth.client.get("/transactions", headers={**ann, "X-Balance-Viewer": viewer})
+    assert reply.status_code == status
+    if status == 401:
+        assert reply.get_json()["error"]["message"].startswith("another login: ")
