@@ -47,10 +47,14 @@ class CallerGates:
             if gate is None:
                 gate = self._gates[caller_id] = [threading.BoundedSemaphore(self.limit), 0]
             gate[1] += 1
-        if gate[0].acquire(timeout=self.wait_seconds):
-            return True
-        self._forget(caller_id, gate)
-        return False
+        try:
+            acquired = gate[0].acquire(timeout=self.wait_seconds)
+        except BaseException:  # the wait was interrupted (a greenlet killed): this request was never counted in
+            self._forget(caller_id, gate)
+            raise
+        if not acquired:
+            self._forget(caller_id, gate)
+        return acquired
 
     def leave(self, caller_id: int) -> None:
         gate = self._gates[caller_id]

@@ -27,6 +27,8 @@ def _serve() -> None:
     port = int(os.environ.get("PORT", "5000"))
     with app.app_context():
         upgrade()
+    refuse_another_currency(app)  # before the demo admin: its wallet would be opened in the wrong currency
+    with app.app_context():
         email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
         password = os.environ.get("ADMIN_PASSWORD", "admin-password")
         if app.config["ENV_NAME"] == "development":
@@ -34,7 +36,6 @@ def _serve() -> None:
                 accounts.authenticate(email, password)
             except Exception:
                 accounts.make_admin(email, password)
-    refuse_another_currency(app)
     print(f"\n  Balance is running at http://{host}:{port}/\n"
           f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
           flush=True)
@@ -53,7 +54,10 @@ class AfterWebsocketsNothing(WSGIHandler):
     """
 
     def process_result(self):
-        if self.code == 200 and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+        environ = self.environ
+        if (self.code == 200 and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                and environ.get("PATH_INFO", "").startswith("/socket.io/")
+                and "transport=websocket" in environ.get("QUERY_STRING", "")):
             self.close_connection = True
             return
         super().process_result()

@@ -108,8 +108,13 @@ def run_migrations_online():
                 no_statement_timeout(connection)
                 context.run_migrations()
         except OperationalError as exc:
-            # behind a lock past DATABASE_LOCK_TIMEOUT, or the database gone: nothing was applied (one transaction);
-            # say so in a line for the release log instead of a traceback
+            # PostgreSQL gave up waiting (a lock held past DATABASE_LOCK_TIMEOUT, a statement past its bound) or the
+            # connection was lost: the migrations ran in one transaction, so nothing was applied; say so in a line for
+            # the release log. Anything else (SQLite commits each migration; a migration's own bug) keeps its
+            # traceback, which names the migration.
+            if connection.dialect.name != "postgresql" or not (
+                    exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in ("55P03", "57014")):
+                raise
             raise SystemExit(f"migrations not applied: {str(exc.orig).strip()}; nothing changed, run them again") \
                 from None
 

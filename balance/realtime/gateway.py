@@ -50,6 +50,7 @@ OWED_LIMIT = 1000
 ORPHAN_GRACE = 10.0  # seconds a socket may take to finish connecting (its greeting waits at most 5)
 GAP_LIMIT = 1000  # changes replayed to fill one gap (a longer gap's own seq is still checked against the ledger)
 HELD_LIMIT = 1000  # messages held behind a gap the ledger could not fill; past it they go out in order, gap or not
+IN_FLIGHT = 2.0  # seconds a committed change's message may take to reach a worker after the change's time
 LEDGER_READ_TIMEOUT = 1.0  # seconds a read made while holding a socket's lock may take; longer counts as a failure
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
@@ -69,6 +70,7 @@ class SocketState:
     asks: float = ASK_BURST  # get_current_balance calls this socket may make right now
     asked_at: float = 0.0
     attached_at: float = field(default_factory=time.monotonic)
+    attached_wall: float = field(default_factory=time.time)  # the same moment, to compare with a change's time
 
     def may_ask(self, now: float) -> bool:
         """A token bucket for ``get_current_balance``: ``ASK_BURST`` at once, then ``ASK_PER_SECOND``."""
@@ -217,10 +219,14 @@ class Gateway:
                     state.filled(seq)
             elif seen is None:
                 # A socket with no seq of its own (the seed's hook sends none): what waits in its buffer was published
-                # after it attached, so the snapshot's balance covers those changes and their other events are owed.
+                # after it attached, so the snapshot's balance covers those changes and their other events are owed;
+                # so are the latest change's, if it is recent enough for its message to be still on its way.
                 for message in state.buffer:
                     if message.seq is not None and message.seq <= snap.seq:
                         state.filled(message.seq)
+                changed_at = getattr(snap, "updated_at", None)
+                if snap.seq and changed_at is not None and changed_at.timestamp() >= state.attached_wall - IN_FLIGHT:
+                    state.filled(snap.seq)
             waiting, state.buffer = state.buffer, []
             for message in waiting:
                 self._send(sid, state, message)
@@ -298,10 +304,15 @@ class Gateway:
                 self.holding.discard(sid)
                 continue
             with state.lock:
-                if state.held:
-                    self._send(sid, state, state.held.pop(min(state.held)), reads)  # held again if unreadable
-                else:
-                    self.holding.discard(sid)
+                first = min(state.held) if state.held else None
+                if first is not None and first > state.last_seq + 1:
+                    # the message stays held while its gap is read again (so a failure is logged as a repeat)
+                    filled = self._fill_gap(sid, state, first, reads)
+                    if filled is None:
+                        continue
+                    if not filled:  # made up: dropped, as it would have been when it came
+                        del state.held[first]
+                self._release_held(sid, state)
 
     def _send(self, sid: str, state: SocketState, message: Message, reads: dict | None = None) -> None:
         """Send one message to one socket, in seq order, then whatever was held behind the gap it closed.

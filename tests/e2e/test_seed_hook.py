@@ -119,3 +119,9 @@ def received(conn: socket.socket, quiet: float = 1.0) -> bytes:
     except TimeoutError:
         pass
     return data
+
+
+def test_python_app_py_answers_an_ordinary_request_that_carries_an_upgrade_header(single_process):
+    """Only engine.io's own websocket requests are left unanswered after their websocket ends."""
+    reply = requests.get(single_process.url + "/healthz", headers={"Upgrade": "websocket"}, timeout=5)
+    assert (reply.status_code, reply.json()) == (200, {"status": "ok"})

@@ -68,3 +68,7 @@ def test_python_app_py_with_another_currency_stops_at_once_saying_why(tmp_path):
     assert done.returncode != 0
     assert "not starting: CURRENCY is EUR but wallets were opened in USD" in done.stderr
     assert "Traceback" not in done.stderr
+    with databases.make_app(uri).app_context():
+        currencies = db.session.execute(db.text("SELECT DISTINCT currency FROM accounts WHERE kind = 'wallet'")).all()
+        db.engine.dispose()
+    assert currencies == [("USD",)], "the check ran before the demo admin's wallet was opened (in euros)"

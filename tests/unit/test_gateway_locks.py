@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import gevent
@@ -312,3 +313,29 @@ def test_a_ledger_read_that_hangs_holds_the_message_after_a_bound_and_is_made_on
     assert time.monotonic() - started < 1.5
     assert reads == [1], "one read for the gap, shared by the user's two tabs"
     assert sio.sent == [] and gateway.holding == {"tab", "second tab"}
+
+
+def test_a_stretch_the_ledger_stays_away_for_is_logged_in_full_once(monkeypatch, caplog):
+    Ledger(monkeypatch, top=3)
+    gateway, sio = tab_at(1)
+    with caplog.at_level("DEBUG", logger="BalanceGateway"):
+        gateway.deliver(change(3))
+        for _ in range(3):
+            gateway.fill_held()
+    said = [r.levelname for r in caplog.records if "could not replay" in r.getMessage()]
+    assert said == ["ERROR", "DEBUG", "DEBUG", "DEBUG"], "the traceback once, then a quiet line per retry"
+    assert gateway.stats["held_behind_gap"] == 1 and gateway.sockets["tab"].held.keys() == {3}
+
+
+def test_a_socket_greeted_without_a_seq_is_owed_the_completion_of_a_change_made_as_it_connected(monkeypatch):
+    """The snapshot already counts the change; its message, a moment behind, still brings its transaction_completed."""
+    now = datetime.now(timezone.utc)
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=500, seq=5, updated_at=now))
+    sio = RecordingSocketIO()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("tab", 1, False)
+    gateway.greet("tab", None)
+    gateway.deliver(change(5))  # arrives after the greeting
+    assert sio.sent == [("balance_initial", 5), ("transaction_completed", "completed 5")]
+    gateway.deliver(change(4, message_id=44))  # an older change republished: nothing owed for it
+    assert len(sio.sent) == 2
