@@ -51,7 +51,10 @@ ORPHAN_GRACE = 10.0  # seconds a socket may take to finish connecting (its greet
 GAP_LIMIT = 1000  # changes replayed to fill one gap (a longer gap's own seq is still checked against the ledger)
 HELD_LIMIT = 1000  # messages held behind a gap the ledger could not fill; past it they go out in order, gap or not
 IN_FLIGHT = 2.0  # seconds a committed change's message may take to reach a worker after the change's time
-LEDGER_READ_TIMEOUT = 1.0  # seconds a read made while holding a socket's lock may take; longer counts as a failure
+LEDGER_READ_TIMEOUT = 1.0  # seconds a gap fill's read (on the listener's path) may take; longer counts as a failure
+# seconds a greeting's read may take: longer, since a reconnect storm (a deploy) can keep a busy worker from running
+# the read's greenlet for a while, and a greeting given up on closes the socket (it reconnects: more storm)
+GREETING_READ_TIMEOUT = 5.0
 # get_current_balance per socket: a burst of ASK_BURST, then ASK_PER_SECOND. Each may replay up to the
 # catch-up window from the database; unbounded, one socket queued thousands and held a worker for minutes.
 ASK_BURST, ASK_PER_SECOND = 5, 1.0
@@ -91,8 +94,8 @@ class LedgerSlow(Exception):
     """The database did not answer a read in time (it hangs, or new connections to it do)."""
 
 
-def bounded(read, *args, **kwargs):
-    """``read(*args, **kwargs)``, given at most ``LEDGER_READ_TIMEOUT``; ``LedgerSlow`` past it.
+def bounded(seconds: float, read, *args, **kwargs):
+    """``read(*args, **kwargs)``, given at most ``seconds``; ``LedgerSlow`` past it.
 
     One listener per worker delivers every user's changes, and it waits for a socket's lock
     while that lock's holder reads the database (a greeting, a gap being filled): a database
@@ -100,14 +103,14 @@ def bounded(read, *args, **kwargs):
     socket's. Bounded, a read that hangs fails like one that errs (the message is held, the
     greeting tried again), and SQLAlchemy throws the interrupted connection away.
     """
-    timeout = gevent.Timeout(LEDGER_READ_TIMEOUT)
+    timeout = gevent.Timeout(seconds)
     timeout.start()
     try:
         return read(*args, **kwargs)
     except gevent.Timeout as exc:
         if exc is not timeout:
             raise
-        raise LedgerSlow(f"no answer from the database within {LEDGER_READ_TIMEOUT} s") from None
+        raise LedgerSlow(f"no answer from the database within {seconds} s") from None
     finally:
         timeout.close()
 
@@ -196,16 +199,17 @@ class Gateway:
         with state.lock:
             if self.sockets.get(sid) is not state:
                 return None  # the socket left while this waited for its lock: nothing to read for it
-            snap = bounded(snapshots.current, state.user_id)
+            snap = bounded(GREETING_READ_TIMEOUT, snapshots.current, state.user_id)
             known = max(state.last_seq or 0, since_seq or 0)
             if snap.seq < known:
-                snap = bounded(snapshots.from_database, state.user_id)  # the cache fell behind this socket
+                snap = bounded(GREETING_READ_TIMEOUT, snapshots.from_database, state.user_id)  # cache behind
                 snapshots.remember(snap)
                 if snap.seq < known:  # not even the ledger has it: a publisher (or the client) made that seq up
                     log.warning("a socket of user %s has seen seq %s, the ledger is at %s: back to the ledger",
                                 state.user_id, known, snap.seq)
             if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
-                for change in bounded(replay.changes_between, state.user_id, since_seq, snap.seq, limit=self.window):
+                for change in bounded(GREETING_READ_TIMEOUT, replay.changes_between, state.user_id, since_seq, snap.seq,
+                                      limit=self.window):
                     self.emit_to(sid, *wire.event(change))
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}
             self.emit_to(sid, "balance_initial", payload)
@@ -288,7 +292,7 @@ class Gateway:
             with state.lock:
                 if state.last_seq is None:
                     continue
-                for change in bounded(replay.changes_between, state.user_id, state.last_seq):
+                for change in bounded(LEDGER_READ_TIMEOUT, replay.changes_between, state.user_id, state.last_seq):
                     self.emit_to(sid, *wire.event(change))
                     state.last_seq = change.seq
                     state.filled(change.seq)
@@ -384,7 +388,8 @@ class Gateway:
         """The ledger's changes after the socket's seq up to ``seq``, and whether ``seq`` is real; (None, False) if
         the ledger could not be read (logged in full once per held stretch, then quietly)."""
         try:
-            changes = bounded(replay.changes_between, state.user_id, state.last_seq, seq, limit=GAP_LIMIT)
+            changes = bounded(LEDGER_READ_TIMEOUT, replay.changes_between, state.user_id, state.last_seq, seq,
+                              limit=GAP_LIMIT)
         except Exception as exc:
             if state.held:
                 log.debug("still could not replay seq %s..%s for a socket: %s", state.last_seq + 1, seq - 1, exc)
@@ -394,7 +399,7 @@ class Gateway:
         real = bool(changes) and changes[-1].seq == seq
         if not real and len(changes) == GAP_LIMIT:  # a gap longer than one replay: look for seq itself
             try:
-                real = bounded(replay.has_change, state.user_id, seq)
+                real = bounded(LEDGER_READ_TIMEOUT, replay.has_change, state.user_id, seq)
             except Exception:  # the page found is sent, then the message
                 log.exception("could not look up seq %s for a socket", seq)
                 real = True
