@@ -63,6 +63,10 @@ def _load_user(_header, payload) -> Caller | None:
         raise AuthenticationFailed("another login: this page belongs to another account than the one logged in; "
                                    "reload it")
     caller_gate.enter_for_request(user_id)  # before the request takes a database connection
+    return _read_caller(user_id)
+
+
+def _read_caller(user_id: int) -> Caller | None:
     rows = first_read(_CALLER, {"uid": user_id})
     return Caller(*rows[0]) if rows else None
 
@@ -75,10 +79,10 @@ def cookie_viewer() -> tuple[Caller, str | None] | None:
         return None
     try:
         claims = decode_token(raw)
-        rows = first_read(_CALLER, {"uid": int(claims["sub"])}) if claims.get("type") == "access" else []
+        caller = _read_caller(int(claims["sub"])) if claims.get("type") == "access" else None
     except Exception:  # noqa: BLE001 - expired, forged, the database away: a page without a name in its header
         return None
-    return (Caller(*rows[0]), claims.get("csrf")) if rows else None
+    return (caller, claims.get("csrf")) if caller else None
 
 
 def issue_token(user) -> str:

@@ -69,6 +69,16 @@ def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float =
     return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": connect_args}
 
 
+# PostgreSQL's query_canceled (statement_timeout spent) and lock_not_available (lock_timeout): it gave up waiting
+# and rolled the transaction back. (Not "nothing changed": a page may read after its change committed.)
+_GAVE_UP_WAITING = frozenset({"57014", "55P03"})
+
+
+def gave_up_waiting(error: DBAPIError) -> bool:
+    """Whether PostgreSQL stopped the statement at one of the bounds ``engine_options`` sets."""
+    return getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING
+
+
 def no_statement_timeout(conn) -> None:
     """Lift ``statement_timeout`` until the end of ``conn``'s current transaction (PostgreSQL; nothing elsewhere)."""
     if conn.dialect.name == "postgresql":

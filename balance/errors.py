@@ -16,15 +16,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .auth import cookie_viewer
+from .database import gave_up_waiting
 from .domain import errors as e
 from .extensions import jwt, limiter
 from .pages.return_path import to_login
 
 log = logging.getLogger(__name__)
-
-# PostgreSQL's query_canceled (statement_timeout spent) and lock_not_available (lock_timeout): it gave up waiting
-# and rolled the transaction back. (Not "nothing changed": a page may read after its change committed.)
-_GAVE_UP_WAITING = frozenset({"57014", "55P03"})
 
 STATUS = {
     e.ValidationFailed: 400,
@@ -125,7 +122,7 @@ def init_app(app) -> None:
         ``OperationalError`` is the driver saying the database could not do it now, not that the request was bad."""
         if not (error.connection_invalidated or isinstance(error, OperationalError)):
             return _unexpected(error)
-        if getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING:
+        if gave_up_waiting(error):
             log.warning("database statement timed out on %s %s: %s", request.method, request.path, error.orig)
             message = "the database did not answer in time; please try again"
         else:

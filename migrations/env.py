@@ -6,7 +6,7 @@ from flask import current_app
 from alembic import context
 from sqlalchemy.exc import OperationalError
 
-from balance.database import no_statement_timeout
+from balance.database import gave_up_waiting, no_statement_timeout
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -112,8 +112,7 @@ def run_migrations_online():
             # connection was lost: the migrations ran in one transaction, so nothing was applied; say so in a line for
             # the release log. Anything else (SQLite commits each migration; a migration's own bug) keeps its
             # traceback, which names the migration.
-            if connection.dialect.name != "postgresql" or not (
-                    exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in ("55P03", "57014")):
+            if connection.dialect.name != "postgresql" or not (exc.connection_invalidated or gave_up_waiting(exc)):
                 raise
             raise SystemExit(f"migrations not applied: {str(exc.orig).strip()}; nothing changed, run them again") \
                 from None

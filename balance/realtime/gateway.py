@@ -323,7 +323,7 @@ class Gateway:
 
         ``reads`` shares the ledger reads of one delivery among the sockets of its user."""
         self._send_one(sid, state, message, {} if reads is None else reads)
-        if state.held or self.holding:
+        if state.held or sid in self.holding:
             self._release_held(sid, state)
 
     def _release_held(self, sid: str, state: SocketState) -> None:
