@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         database.install_sqlite_hooks(db.engine)
-        database.install_postgresql_hooks(db.engine)
+        database.install_postgresql_hooks(db.engine, config.answer_timeout(app.config))
     migrate.init_app(app, db, render_as_batch=True, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     auth.init_app(app)
     caller_gate.init_app(app)

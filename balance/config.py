@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from .domain.money import parse_limit
 
+ANSWER_MARGIN = 5.0  # seconds past the statement bound that DATABASE_ANSWER_TIMEOUT defaults to
 DEV_SECRET = "dev-insecure-secret-change-me-before-deploying"  # noqa: S105 - the known default we refuse in production
 
 
@@ -92,10 +93,24 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
         "DATABASE_STATEMENT_TIMEOUT": _number(environ, "DATABASE_STATEMENT_TIMEOUT", "30", float, maximum=2_000_000),
+        # seconds we wait for PostgreSQL's answer before closing the connection (0: none); unset: see answer_timeout
+        "DATABASE_ANSWER_TIMEOUT": (_number(environ, "DATABASE_ANSWER_TIMEOUT", "0", float, maximum=2_000_000)
+                                    if environ.get("DATABASE_ANSWER_TIMEOUT", "").strip() else None),
         "DATABASE_LOCK_TIMEOUT": _number(environ, "DATABASE_LOCK_TIMEOUT", "5", float, maximum=2_000_000),
         # wallet-changing requests of one caller running at once in a worker; more wait without a pool connection
         "CALLER_WRITE_CONCURRENCY": _number(environ, "CALLER_WRITE_CONCURRENCY", "4", int, minimum=1, maximum=1000),
     }
+
+
+def answer_timeout(config: dict) -> float:
+    """Seconds to wait for PostgreSQL's answer (0: no bound): ``DATABASE_ANSWER_TIMEOUT``, or by default
+    ``ANSWER_MARGIN`` past the statement bound, which a running server applies itself (a frozen server, or a
+    partition that drops packets, applies none). Read from the final settings, after ``instance/config.py``."""
+    given = config.get("DATABASE_ANSWER_TIMEOUT")
+    if given is not None:
+        return given
+    statement = config.get("DATABASE_STATEMENT_TIMEOUT") or 0
+    return statement + ANSWER_MARGIN if statement else 0
 
 
 def check_values(config: dict) -> None:

@@ -21,7 +21,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 from psycopg import ClientCursor
+from psycopg.errors import _WaitTimeout  # what psycopg's wait functions raise when given a timeout
 from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -34,6 +36,7 @@ _IMMEDIATE = "balance_sqlite_immediate"
 
 
 PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout
+CONNECT_TIMEOUT = 5  # seconds for a new connection, and for the ping of one that sat idle
 
 
 def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float = 0) -> dict:
@@ -58,7 +61,7 @@ def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float =
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # connect_timeout: a database that accepts the TCP connection but does not answer (frozen, overloaded) fails
     # the request in seconds (503) instead of holding it, and its greenlet's pool slot, indefinitely
-    connect_args: dict = {"connect_timeout": 5}
+    connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT}
     ours = [f"-c {name}={max(1, round(seconds * 1000))}"
             for name, seconds in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout)) if seconds]
     if ours:
@@ -75,14 +78,63 @@ _GAVE_UP_WAITING = frozenset({"57014", "55P03"})
 
 
 def gave_up_waiting(error: DBAPIError) -> bool:
-    """Whether PostgreSQL stopped the statement at one of the bounds ``engine_options`` sets."""
-    return getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING
+    """Whether the statement was stopped at one of the bounds on waiting: PostgreSQL's own (``engine_options``), or
+    ours on its answer (``AnswerBoundConnection``)."""
+    return isinstance(error.orig, NoAnswer) or getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING
+
+
+class NoAnswer(psycopg.OperationalError):
+    """PostgreSQL did not answer within the connection's bound; the connection was closed."""
+
+
+class AnswerBoundConnection(psycopg.Connection):
+    """A psycopg connection that waits at most ``answer_within`` seconds for PostgreSQL, then closes itself.
+
+    PostgreSQL's own bounds (``statement_timeout``, ``lock_timeout``) need a server that
+    runs: a frozen one, or one cut off by a partition that drops packets without closing
+    connections (a failover, say), would hold each waiting request and its pool connection
+    until it answered or TCP gave up, hours later. Set longer than the statement timeout,
+    this bound only ends waits a running server would have ended itself. A wait cut short
+    leaves the protocol mid-exchange, so the connection is closed (SQLAlchemy then discards
+    it) and the server rolls back whatever it had once it notices; a ``COMMIT`` cut short
+    has an unknown outcome, as with any connection lost on the way.
+    """
+
+    answer_within: float | None = None  # this transaction's bound (``no_statement_timeout`` lifts it)
+    usual_answer_within: float | None = None  # restored when the pool takes the connection back
+
+    def wait(self, gen, *args, timeout: float | None = None, **kwargs):
+        if timeout is not None or not self.answer_within:
+            return super().wait(gen, *args, timeout=timeout, **kwargs)
+        try:
+            return super().wait(gen, *args, timeout=self.answer_within, **kwargs)
+        except _WaitTimeout:
+            self.close()
+            raise NoAnswer(f"PostgreSQL did not answer within {self.answer_within:g} s; "
+                           "the connection was closed") from None
+
+
+@contextmanager
+def _answer_within(driver, seconds: float):
+    """A shorter bound on ``driver``'s waits for the block (a ping needs no statement's time)."""
+    before = getattr(driver, "answer_within", None)
+    if isinstance(driver, AnswerBoundConnection):
+        driver.answer_within = min(before, seconds) if before else seconds
+    try:
+        yield
+    finally:
+        if isinstance(driver, AnswerBoundConnection):
+            driver.answer_within = before
 
 
 def no_statement_timeout(conn) -> None:
-    """Lift ``statement_timeout`` until the end of ``conn``'s current transaction (PostgreSQL; nothing elsewhere)."""
+    """Lift ``statement_timeout`` until the end of ``conn``'s current transaction (PostgreSQL; nothing elsewhere),
+    and with it the bound on waiting for the answer, until the pool takes the connection back."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        driver = conn.connection.driver_connection
+        if isinstance(driver, AnswerBoundConnection):
+            driver.answer_within = None
 
 
 def install_sqlite_hooks(engine: Engine) -> None:
@@ -107,8 +159,12 @@ def install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def install_postgresql_hooks(engine: Engine) -> None:
-    """Ping a pooled connection on checkout only if it sat idle, and hand none back with autocommit on.
+def install_postgresql_hooks(engine: Engine, answer_within: float = 0) -> None:
+    """Bound every wait for an answer, ping a pooled connection on checkout only if it sat idle, and hand none back
+    with autocommit on.
+
+    ``answer_within`` (seconds, 0 for none) is ``AnswerBoundConnection``'s bound; a ping
+    gets at most ``CONNECT_TIMEOUT``, as a new connection would.
 
     A connection used a moment ago is as good as its last answer; one that sat idle
     may have been dropped (a database restart, an idle timeout) and is pinged first,
@@ -121,6 +177,12 @@ def install_postgresql_hooks(engine: Engine) -> None:
         return
     dialect = engine.dialect
 
+    @event.listens_for(engine, "do_connect")
+    def _bounded(_dialect, _record, cargs, cparams):
+        driver = AnswerBoundConnection.connect(*cargs, **cparams)  # what psycopg.connect does, with our class
+        driver.answer_within = driver.usual_answer_within = answer_within or None
+        return driver
+
     @event.listens_for(engine, "connect")
     def _fresh(_dbapi_conn, record):
         record.info[_IDLE_SINCE] = time.monotonic()
@@ -132,7 +194,8 @@ def install_postgresql_hooks(engine: Engine) -> None:
         if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) < PING_AFTER_IDLE:
             return
         try:
-            dialect.do_ping(dbapi_conn)
+            with _answer_within(dbapi_conn, CONNECT_TIMEOUT):
+                dialect.do_ping(dbapi_conn)
         except dialect.loaded_dbapi.Error as exc:
             raise DisconnectionError("pooled connection failed its ping") from exc  # the pool retries with a new one
 
@@ -141,6 +204,8 @@ def install_postgresql_hooks(engine: Engine) -> None:
         if dbapi_conn is None:  # invalidated
             return
         _autocommit_off(dbapi_conn)
+        if isinstance(dbapi_conn, AnswerBoundConnection):
+            dbapi_conn.answer_within = dbapi_conn.usual_answer_within
         record.info[_IDLE_SINCE] = time.monotonic()
 
 
@@ -170,7 +235,7 @@ def first_read(statement: Executable, params: dict) -> list:
     try:
         return _autocommit_read(conn, statement, params)
     except DBAPIError as exc:
-        if not exc.connection_invalidated:
+        if not exc.connection_invalidated or isinstance(exc.orig, NoAnswer):  # a silent server: no second wait
             raise
     db.session.rollback()  # nothing ran on the dead connection: nothing is lost
     return _autocommit_read(db.session.connection(), statement, params)  # checkout hands out only clean ones

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from balance.config import DEV_SECRET, ConfigError, check_secrets, check_values, database_url, from_environment
+from balance.config import (DEV_SECRET, ConfigError, answer_timeout, check_secrets, check_values, database_url,
+                            from_environment)
 
 INSTANCE = "/srv/balance/instance"
 STRONG = "s" * 32
@@ -133,6 +134,8 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("DATABASE_STATEMENT_TIMEOUT", "-1", "DATABASE_STATEMENT_TIMEOUT must be at least 0, not '-1'"),
     ("DATABASE_STATEMENT_TIMEOUT", "1e9", "DATABASE_STATEMENT_TIMEOUT must be at most 2000000, not '1e9'"),
     ("DATABASE_LOCK_TIMEOUT", "five", "DATABASE_LOCK_TIMEOUT must be a number, not 'five'"),
+    ("DATABASE_ANSWER_TIMEOUT", "-5", "DATABASE_ANSWER_TIMEOUT must be at least 0, not '-5'"),
+    ("DATABASE_ANSWER_TIMEOUT", "soon", "DATABASE_ANSWER_TIMEOUT must be a number, not 'soon'"),
     ("OUTBOX_RETENTION_HOURS", "-24", "OUTBOX_RETENTION_HOURS must be at least 0, not '-24'"),
     ("OUTBOX_RETENTION_HOURS", "1e9", "OUTBOX_RETENTION_HOURS must be at most 87600, not '1e9'"),
     ("DATABASE_LOCK_TIMEOUT", "3e6", "DATABASE_LOCK_TIMEOUT must be at most 2000000, not '3e6'"),
@@ -165,3 +168,19 @@ def test_a_setting_read_only_when_money_moves_is_checked_at_start(name, value, s
 
 def test_the_default_settings_pass_the_start_checks():
     check_values(from_environment({}, INSTANCE))
+
+
+@pytest.mark.parametrize(("environ", "instance", "seconds"), [
+    ({}, {}, 35),  # five seconds past the statement bound: a running server always answers first
+    ({"DATABASE_STATEMENT_TIMEOUT": "2.5"}, {}, 7.5),
+    ({"DATABASE_STATEMENT_TIMEOUT": "0"}, {}, 0),  # no statement bound: no bound on its answer either
+    ({"DATABASE_ANSWER_TIMEOUT": "12"}, {}, 12),
+    ({"DATABASE_ANSWER_TIMEOUT": " 0 "}, {}, 0),
+    ({"DATABASE_ANSWER_TIMEOUT": ""}, {}, 35),
+    ({}, {"DATABASE_STATEMENT_TIMEOUT": 120}, 125),  # instance/config.py's statement bound counts too
+    ({"DATABASE_STATEMENT_TIMEOUT": "120"}, {"DATABASE_ANSWER_TIMEOUT": 60}, 60),
+], ids=["default", "follows-statement", "no-statement-bound", "given", "given-off", "empty-is-unset",
+        "instance-statement", "instance-answer"])
+def test_the_wait_for_postgresqls_answer_defaults_to_just_past_the_statement_bound(environ, instance, seconds):
+    settings = {**from_environment(environ, INSTANCE), **instance}
+    assert answer_timeout(settings) == seconds

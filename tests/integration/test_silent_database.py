@@ -1,0 +1,135 @@
+"""PostgreSQL stops answering without closing anything (frozen, or cut off by a partition): requests give up.
+
+Its own bounds (``DATABASE_STATEMENT_TIMEOUT``, ``DATABASE_LOCK_TIMEOUT``) need a server that
+runs. Here the connection goes through a proxy that stops passing bytes on, as a frozen
+server or a dropped route does; each wait for an answer is then bounded by
+``DATABASE_ANSWER_TIMEOUT``, the connection closed, and the request told to try again. When the
+route is back the server rolls back whatever the cut-off transaction held.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from balance import database
+from balance.extensions import db
+from balance.services import wallet as wallet_service
+from tests.support import databases
+from tests.support.auth import AuthActions
+from tests.support.stall_proxy import StallProxy
+from tests.support.wallets import assert_books_clean, balance, fund, new_admin, new_user, pay
+
+BOUND = 1.0  # seconds: DATABASE_ANSWER_TIMEOUT under test
+
+
+@pytest.fixture
+def proxy(postgres_uri):
+    databases.empty_postgres(postgres_uri)
+    url = make_url(postgres_uri)
+    proxy = StallProxy(url.host or "127.0.0.1", url.port or 5432)
+    yield proxy
+    proxy.close()
+
+
+def app_through(proxy: StallProxy, postgres_uri: str, **settings):
+    url = make_url(postgres_uri).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    return databases.make_app(url, DATABASE_ANSWER_TIMEOUT=BOUND, DATABASE_LOCK_TIMEOUT=5, **settings)
+
+
+def dispose(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_payment_to_a_database_that_went_silent_is_told_to_retry_within_the_bound_and_the_retry_pays_once(
+        proxy, postgres_uri):
+    app = app_through(proxy, postgres_uri)
+    auth = AuthActions(app.test_client())
+    _, admin = auth.new_admin()
+    _, user = auth.new_user()
+    auth.fund(user, admin, 1000)
+    headers = {**user, "Idempotency-Key": "room-7"}
+
+    proxy.freeze()
+    started = time.monotonic()
+    refused = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+    waited = time.monotonic() - started
+    proxy.thaw()
+
+    assert refused.status_code == 503, refused.get_json()
+    error = refused.get_json()["error"]
+    assert (error["code"], refused.headers["Retry-After"]) == ("database_unavailable", "1")
+    assert "did not answer in time" in error["message"]
+    assert BOUND <= waited < BOUND + 3, "one bounded wait, not a second one on a new connection"
+    paid = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+    again = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+    assert (paid.status_code, again.status_code) == (201, 201)
+    assert paid.get_json()["id"] == again.get_json()["id"]
+    assert auth.client.get("/balance", headers=user).get_json()["balance"] == 700
+    with app.app_context():
+        assert_books_clean()
+    dispose(app)
+
+
+def test_a_change_cut_off_after_locking_its_wallet_is_rolled_back_and_lets_go_of_the_row(proxy, postgres_uri,
+                                                                                         monkeypatch):
+    app = app_through(proxy, postgres_uri)
+    with app.app_context():
+        admin, user = new_admin(), new_user()
+        fund(user, admin, 1000)
+        moved = wallet_service.move_wallet
+
+        def move_then_go_silent(*args, **kwargs):
+            applied = moved(*args, **kwargs)  # the wallet row is now locked by this transaction
+            proxy.freeze()
+            return applied
+
+        monkeypatch.setattr(wallet_service, "move_wallet", move_then_go_silent)
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as cut:
+            pay(user, 300)
+        assert BOUND <= time.monotonic() - started < BOUND + 3
+        assert database.gave_up_waiting(cut.value) and "did not answer within 1 s" in str(cut.value)
+        monkeypatch.undo()
+        db.session.remove()
+    proxy.thaw()  # the route is back: the server sees the closed connection and rolls back
+
+    direct = databases.make_app(postgres_uri, DATABASE_LOCK_TIMEOUT=5)
+    with direct.app_context():
+        started = time.monotonic()
+        pay(user, 200)  # the same wallet row: free again, long before the 5 s lock bound
+        assert time.monotonic() - started < 3
+        assert balance(user) == 800, "the cut-off payment of 300 never happened"
+        assert_books_clean()
+    dispose(direct)
+    dispose(app)
+
+
+def test_the_bound_is_lifted_for_work_exempt_from_the_statement_bound_and_back_for_the_next_transaction(
+        postgres_uri):
+    app = databases.make_app(postgres_uri, DATABASE_ANSWER_TIMEOUT=0.3, DATABASE_STATEMENT_TIMEOUT=0)
+    longer = text("SELECT pg_sleep(0.6)")
+    with app.app_context():
+        with pytest.raises(OperationalError, match="did not answer within 0.3 s"):
+            db.session.execute(longer)
+        db.session.rollback()
+        database.no_statement_timeout(db.session.connection())  # as ledger verify and migrations do
+        db.session.execute(longer)  # waited past 0.3 s: exempt
+        db.session.commit()  # the connection goes back to the pool, its bound restored
+        with pytest.raises(OperationalError, match="did not answer within 0.3 s"):
+            db.session.execute(longer)
+        db.session.rollback()
+    dispose(app)
+
+
+def test_without_the_bound_a_slow_answer_is_waited_for(postgres_uri):
+    app = databases.make_app(postgres_uri, DATABASE_ANSWER_TIMEOUT=0, DATABASE_STATEMENT_TIMEOUT=0)
+    with app.app_context():
+        assert db.session.execute(text("SELECT pg_sleep(0.4), 1")).one()[1] == 1
+        db.session.rollback()
+    dispose(app)
