@@ -125,9 +125,15 @@ def init_app(app) -> None:
         if gave_up_waiting(error):
             log.warning("database statement timed out on %s %s: %s", request.method, request.path, error.orig)
             message = "the database did not answer in time; please try again"
-        else:
+        elif error.connection_invalidated:
             log.warning("database connection lost on %s %s: %s", request.method, request.path, error.orig)
             message = "the database connection was lost; please try again"
+        elif getattr(error.orig, "sqlstate", None):  # the server's own refusal (a deadlock, say): rolled back
+            log.warning("database refused %s %s: %s", request.method, request.path, error.orig)
+            message = "the database could not do this right now; please try again"
+        else:  # no connection to begin with: refused, or a new one timed out
+            log.warning("database unreachable on %s %s: %s", request.method, request.path, error.orig)
+            message = "the database cannot be reached right now; please try again"
         page, status = respond(503, "database_unavailable", message)
         return page, status, {"Retry-After": "1"}
 

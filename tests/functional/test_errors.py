@@ -1,8 +1,11 @@
 """Every error is the JSON body ``{"error": {"code", "message", "fields"?}}`` with a fitting status; nothing leaks."""
 from __future__ import annotations
 
+import psycopg
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from balance.database import NoAnswer
 from tests.support.api import assert_error
 
 
@@ -49,3 +52,29 @@ def test_validation_errors_carry_fields_and_other_errors_do_not(client, auth):
     assert with_fields["fields"] == {"amount": "Missing data for required field."}
     without = assert_error(client.get("/balance"), 401, "unauthorized")
     assert "fields" not in without
+
+
+@pytest.mark.parametrize(("orig", "invalidated", "message"), [
+    (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False,
+     "the database did not answer in time; please try again"),
+    (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), False,
+     "the database did not answer in time; please try again"),
+    (NoAnswer("PostgreSQL did not answer within 35 s; the connection was closed"), True,
+     "the database did not answer in time; please try again"),
+    (psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"), True,
+     "the database connection was lost; please try again"),
+    (psycopg.errors.DeadlockDetected("deadlock detected"), False,
+     "the database could not do this right now; please try again"),
+    (psycopg.OperationalError('connection to server at "10.0.0.9", port 5432 failed: Connection refused'), False,
+     "the database cannot be reached right now; please try again"),
+], ids=["statement-timeout", "lock-timeout", "no-answer", "connection-lost", "deadlock", "unreachable"])
+def test_a_database_that_cannot_do_it_now_is_a_503_to_retry_that_says_which_way_it_failed(app, client, orig,
+                                                                                          invalidated, message):
+    @app.get("/api/database-trouble")
+    def trouble():
+        raise OperationalError.instance("SELECT 1", None, orig, psycopg.Error, connection_invalidated=invalidated)
+
+    reply = client.get("/api/database-trouble")
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
+    assert reply.get_json() == {"error": {"code": "database_unavailable", "message": message}}
+    assert "10.0.0.9" not in reply.get_data(as_text=True)

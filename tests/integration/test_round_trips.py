@@ -180,7 +180,8 @@ def test_an_unauthenticated_request_on_a_connection_dropped_a_moment_ago_is_told
 
     refused = auth.login("moment@example.com")
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
-    assert refused.get_json()["error"]["code"] == "database_unavailable"
+    assert refused.get_json()["error"] == {"code": "database_unavailable",
+                                           "message": "the database connection was lost; please try again"}
     assert auth.login("moment@example.com").status_code == 200, "the pool let go of the dead connections"
 
 
@@ -263,7 +264,9 @@ def test_while_the_database_refuses_connections_requests_are_told_to_try_again_n
     try:
         reply = app.test_client().open(path, method=method, json=body)
         assert reply.status_code == 503, reply.get_json()
-        assert reply.get_json()["error"]["code"] == "database_unavailable" and reply.headers["Retry-After"] == "1"
+        assert reply.get_json()["error"] == {"code": "database_unavailable",
+                                             "message": "the database cannot be reached right now; please try again"}
+        assert reply.headers["Retry-After"] == "1"
     finally:
         with app.app_context():
             db.engine.dispose()
