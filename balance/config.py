@@ -9,6 +9,8 @@ import math
 import os
 from datetime import timedelta
 
+from limits import parse_many
+
 from .domain.money import parse_limit
 
 ANSWER_MARGIN = 5.0  # seconds past the statement bound that DATABASE_ANSWER_TIMEOUT defaults to
@@ -122,6 +124,13 @@ def check_values(config: dict) -> None:
     retention = config.get("OUTBOX_RETENTION_HOURS", 0)
     if 0 < retention < 1:  # a worker catching up after a lost subscription reads back at least 20 s
         raise ConfigError(f"OUTBOX_RETENTION_HOURS must be 0 (keep forever) or at least 1, not {retention!r}")
+    try:
+        if not parse_many(str(config.get("LOGIN_RATE_LIMIT", ""))):
+            raise ValueError("empty")
+    except ValueError:
+        # Flask-Limiter would log it and apply no limit at all to logins
+        raise ConfigError(f"LOGIN_RATE_LIMIT must be a rate such as '10 per minute' or '5/minute;100/day', "
+                          f"not {config.get('LOGIN_RATE_LIMIT')!r}") from None
     currency = config.get("CURRENCY", "")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
         raise ConfigError(f"CURRENCY must be a three-letter code such as USD, not {currency!r}")
@@ -134,10 +143,11 @@ def check_secrets(config: dict) -> None:
     problems = []
     for name, key in (("SECRET_KEY", "SECRET_KEY"), ("JWT_SECRET", "JWT_SECRET_KEY")):
         value = config.get(key)
+        where = name if name == key else f"{name} ({key} in instance/config.py)"
         if value in (None, "", DEV_SECRET):
-            problems.append(f"{name} is missing")
+            problems.append(f"{where} is missing")
         elif len(str(value)) < 16:
-            problems.append(f"{name} is too short (16+ characters)")
+            problems.append(f"{where} is too short (16+ characters)")
     if problems:
         raise ConfigError(
             f"refusing to start in {config['ENV_NAME']!r}: " + "; ".join(problems)

@@ -1,7 +1,9 @@
 """``python app.py``: one process on the embedded defaults, with a demo admin so there is someone to log in as."""
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 from flask_migrate import upgrade
 from gevent.pywsgi import WSGIHandler
@@ -28,19 +30,33 @@ def _serve() -> None:
     with app.app_context():
         upgrade()
     refuse_another_currency(app)  # before the demo admin: its wallet would be opened in the wrong currency
-    with app.app_context():
-        email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
-        password = os.environ.get("ADMIN_PASSWORD", "admin-password")
-        if app.config["ENV_NAME"] == "development":
+    demo = app.config["ENV_NAME"] == "development"
+    email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
+    password = os.environ.get("ADMIN_PASSWORD", "admin-password")
+    if demo:
+        with app.app_context():
             try:
                 accounts.authenticate(email, password)
             except Exception:
                 accounts.make_admin(email, password)
+    _refuse_a_taken_port(host, port)  # before saying it runs
+    login = f"Log in as the admin {email} / {password}, or" if demo else "Log in, or"
     print(f"\n  Balance is running at http://{host}:{port}/\n"
-          f"  Log in as the admin {email} / {password}, or sign up as a user at http://{host}:{port}/signup\n",
-          flush=True)
+          f"  {login} sign up as a user at http://{host}:{port}/signup\n", flush=True)
     start_background_services(app)
     socketio.run(app, host=host, port=port, log_output=False, handler_class=AfterWebsocketsNothing)
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Another server on the port (a second ``scripts/run``, macOS's AirPlay receiver on 5000): one line saying
+    so, instead of the banner and then a traceback."""
+    try:
+        socket.create_server((host, port)).close()  # SO_REUSEADDR, as gevent's server binds
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{host}:{port} is already in use by another program; set PORT to a free port "
+                              f"(e.g. PORT=5001 scripts/run)") from None
+        raise
 
 
 class AfterWebsocketsNothing(WSGIHandler):

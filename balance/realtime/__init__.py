@@ -43,7 +43,7 @@ def transports(setting: str, workers: int) -> list[str]:
         return ["websocket"] if workers > 1 else ["polling", "websocket"]
     chosen = [t.strip() for t in setting.split(",") if t.strip()]
     if not chosen or any(t not in ("polling", "websocket") for t in chosen):
-        raise ValueError(f"SOCKETIO_TRANSPORTS must be 'auto', 'websocket' or 'polling,websocket', not {setting!r}")
+        raise ConfigError(f"SOCKETIO_TRANSPORTS must be 'auto', 'websocket' or 'polling,websocket', not {setting!r}")
     return chosen
 
 

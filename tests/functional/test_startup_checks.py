@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 
@@ -72,3 +73,30 @@ def test_python_app_py_with_another_currency_stops_at_once_saying_why(tmp_path):
         currencies = db.session.execute(db.text("SELECT DISTINCT currency FROM accounts WHERE kind = 'wallet'")).all()
         db.engine.dispose()
     assert currencies == [("USD",)], "the check ran before the demo admin's wallet was opened (in euros)"
+
+
+def _app_py(tmp_path, **env):
+    uri = f"sqlite:///{tmp_path / 'balance.sqlite3'}"
+    full = {**os.environ, "DATABASE_URL": uri, "REDIS_URL": "", "PORT": "0", **env}
+    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("setting", "value", "said"), [
+    ("SOCKETIO_TRANSPORTS", "carrier-pigeon", "not starting: SOCKETIO_TRANSPORTS must be 'auto', 'websocket' or "
+                                              "'polling,websocket', not 'carrier-pigeon'"),
+    ("LOGIN_RATE_LIMIT", "bogus", "not starting: LOGIN_RATE_LIMIT must be a rate such as '10 per minute'"),
+], ids=["transports", "login-rate-limit"])
+def test_python_app_py_with_a_setting_it_cannot_use_stops_in_one_line_naming_it(tmp_path, setting, value, said):
+    done = _app_py(tmp_path, **{setting: value})
+    assert done.returncode != 0
+    assert said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_python_app_py_on_a_port_another_program_holds_says_so_and_how_to_choose_another(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        taken.listen()
+        done = _app_py(tmp_path, PORT=str(port), HOST="127.0.0.1")
+    assert done.returncode != 0
+    assert f"not starting: 127.0.0.1:{port} is already in use by another program; set PORT" in done.stderr
+    assert "Traceback" not in done.stderr and "is running at" not in done.stdout
