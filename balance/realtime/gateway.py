@@ -186,7 +186,8 @@ class Gateway:
                     del self.by_user[state.user_id]
 
     def greet(self, sid: str, since_seq: int | None) -> dict | None:
-        """Send the changes after ``since_seq`` (within the window) then ``balance_initial``; return its payload.
+        """Send the changes after ``since_seq`` (or, without one, after the last this socket was sent; within the
+        window) then ``balance_initial``; return its payload.
 
         The snapshot is never older than what the socket was sent or says it has seen
         (``since_seq``): when the cache is behind either, the database answers. So a
@@ -207,8 +208,12 @@ class Gateway:
                 if snap.seq < known:  # not even the ledger has it: a publisher (or the client) made that seq up
                     log.warning("a socket of user %s has seen seq %s, the ledger is at %s: back to the ledger",
                                 state.user_id, known, snap.seq)
-            if since_seq is not None and since_seq < snap.seq and snap.seq - since_seq <= self.window:
-                for change in bounded(GREETING_READ_TIMEOUT, replay.changes_between, state.user_id, since_seq, snap.seq,
+            # From what the client says it has, or else from what this connection was sent: a get_current_balance
+            # without a seq (the seed's refreshBalance) on a live socket would otherwise skip, as repeats, the
+            # balance_updated of changes the snapshot got ahead of while their messages were on their way.
+            start = since_seq if since_seq is not None else state.last_seq
+            if start is not None and start < snap.seq and snap.seq - start <= self.window:
+                for change in bounded(GREETING_READ_TIMEOUT, replay.changes_between, state.user_id, start, snap.seq,
                                       limit=self.window):
                     self.emit_to(sid, *wire.event(change))
             payload = {"balance": to_wire(snap.balance), "seq": snap.seq}

@@ -110,9 +110,14 @@ class RecordingSocketIO:
         self.sent.append((event, data.get("seq", data.get("n"))))
 
 
-def test_a_snapshot_that_got_ahead_of_messages_on_their_way_still_lets_their_other_events_through(monkeypatch):
-    """get_current_balance read seq 5 while the messages of 4 and 5 were still on their way to this worker."""
+def test_asking_for_the_balance_without_a_seq_on_a_live_socket_replays_what_the_snapshot_got_ahead_of(monkeypatch):
+    """get_current_balance() (the seed's refreshBalance sends no seq) read seq 5 from the cache while the messages
+    of 4 and 5 were still on their way to this worker: their balance_updated come from the ledger, once, in order,
+    before the snapshot, and their other events when the messages come."""
     monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=500, seq=5))
+    monkeypatch.setattr(gw.replay, "changes_between", lambda user_id, after, upto=None, **k: [
+        SimpleNamespace(seq=seq) for seq in range(after + 1, upto + 1)])
+    monkeypatch.setattr(gw.wire, "event", lambda change: ("balance_updated", {"seq": change.seq}))
     sio = RecordingSocketIO()
     gateway = gw.Gateway(sio, 100)
     gateway.attach("tab", 1, False)
@@ -124,8 +129,8 @@ def test_a_snapshot_that_got_ahead_of_messages_on_their_way_still_lets_their_oth
                                                       ("transaction_completed", {"n": f"completed {seq}"}))))
     gateway.deliver(Message(5, "user", 1, 5, (("balance_updated", {"seq": 5}),)))  # a repeat of a repeat: nothing
 
-    assert sio.sent == [("balance_initial", 5), ("transaction_completed", "completed 4"),
-                        ("transaction_completed", "completed 5")]
+    assert sio.sent == [("balance_updated", 4), ("balance_updated", 5), ("balance_initial", 5),
+                        ("transaction_completed", "completed 4"), ("transaction_completed", "completed 5")]
 
 
 def test_a_message_whose_seq_the_ledger_lacks_is_dropped_after_the_real_changes_before_it_are_sent(monkeypatch):
@@ -339,3 +344,4 @@ def test_a_socket_greeted_without_a_seq_is_owed_the_completion_of_a_change_made_
     assert sio.sent == [("balance_initial", 5), ("transaction_completed", "completed 5")]
     gateway.deliver(change(4, message_id=44))  # an older change republished: nothing owed for it
     assert len(sio.sent) == 2
+
