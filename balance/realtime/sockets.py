@@ -160,9 +160,11 @@ class BalanceNamespace(Namespace):
         python-socketio's default ``always_connect=False``, which this app keeps: with it on, a
         socket is connected before its connect handler runs.)
         """
+        if not isinstance(event, str) or not event:  # a raw packet may name its event with a number, or nothing
+            return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
         sent_by_client = event in _LIFECYCLE and args and self.socketio.server.manager.is_connected(args[0],
                                                                                                     self.namespace)
-        if sent_by_client or (event and not hasattr(self, "on_" + event)):
+        if sent_by_client or not hasattr(self, "on_" + event):
             return self.socketio._handle_event(self._unknown_event, event, self.namespace, *args)
         return super().trigger_event(event, *args)
 
@@ -172,7 +174,7 @@ class BalanceNamespace(Namespace):
         _gateway().emit_to(request.sid, "error", payload)
         return {"error": payload}
 
-    def on_get_current_balance(self, arg=None):
+    def on_get_current_balance(self, arg=None, *more):
         gateway, sid = _gateway(), request.sid
         state = gateway.sockets.get(sid)
         if state is None:
@@ -181,6 +183,9 @@ class BalanceNamespace(Namespace):
             if not state.may_ask(time.monotonic()):
                 raise ValueError(f"too many get_current_balance calls: at most {ASK_BURST} at once, "
                                  f"then {ASK_PER_SECOND:g} a second")
+            if more:
+                raise ValueError(f"get_current_balance takes at most one argument ({{since_seq}} or a number), "
+                                 f"not {1 + len(more)}")
             since = since_seq(arg)
         except ValueError as exc:
             payload = {"message": str(exc)}

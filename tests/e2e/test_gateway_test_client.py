@@ -329,6 +329,30 @@ def test_an_event_the_namespace_does_not_take_gets_an_error_event_and_an_error_a
     assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
 
 
+@pytest.mark.parametrize("event", [7, ""], ids=["a number", "empty"])
+def test_an_event_whose_name_is_not_a_name_gets_an_error_event_and_an_error_ack(auth, tabs, event):
+    _, user = auth.new_user()
+    tab = tabs(token_of(user))
+    tab.greeted()
+    ack = tab.sock.emit(event, 123, callback=True, namespace=NS)
+    assert ack == {"error": {"message": f"unknown event {str(event)!r}: this namespace takes get_current_balance"}}
+    events = tab.until(lambda events: len(events) == 2, "the error event")
+    assert events[1] == ("error", ack["error"])
+    assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
+
+
+def test_asking_for_the_balance_with_more_than_one_argument_gets_an_error_event_and_an_error_ack(auth, tabs):
+    _, user = auth.new_user()
+    tab = tabs(token_of(user))
+    tab.greeted()
+    ack = tab.ask(3, 4)
+    assert ack == {"error": {"message": "get_current_balance takes at most one argument ({since_seq} or a number), "
+                                        "not 2"}}
+    events = tab.until(lambda events: len(events) == 2, "the error event")
+    assert events[1] == ("error", ack["error"])
+    assert tab.connected and tab.ask() == {"balance": 0, "seq": 0}
+
+
 def database_gone(*_, **__):
     raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
 
