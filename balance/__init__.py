@@ -38,6 +38,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     caller_gate.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    if app.config["REDIS_URL"]:  # redis-py waits forever by default: a frozen Redis would hold every login
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 1, "socket_connect_timeout": 1})
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)

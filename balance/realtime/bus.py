@@ -68,6 +68,11 @@ class RedisBus:
         self.cache = cache
 
     def send(self, messages: list[dict], snapshot=None) -> bool:
+        breaker = self.cache.breaker
+        if not breaker.allows():  # Redis failed a moment ago: the relay publishes these once it is back
+            if snapshot is not None:
+                self.cache.failed(snapshot)
+            return False
         try:
             pipe = self.client.pipeline(transaction=False)
             if snapshot is not None:
@@ -75,12 +80,14 @@ class RedisBus:
             for m in messages:
                 pipe.publish(CHANNEL, json.dumps(m, separators=(",", ":")))
             pipe.execute()
-            return True
         except redis.RedisError as exc:
+            breaker.failed()
             if snapshot is not None:
                 self.cache.failed(snapshot)
             log.warning("publishing %d message(s) failed (%s); the outbox relay will retry", len(messages), exc)
             return False
+        breaker.succeeded()
+        return True
 
 
 class Publisher:

@@ -2,7 +2,9 @@
 
 A write never replaces a newer ``seq`` with an older one (a Lua script makes the
 compare-and-set atomic), so a slow reader that fetched an old row from the database
-cannot push the cache backwards. Redis errors make the cache miss, never the request fail.
+cannot push the cache backwards. Redis errors make the cache miss, never the request fail;
+after one, the cache leaves Redis alone for a moment (``breaker``), so a frozen Redis costs
+the request path one timeout a second, not one per call.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from datetime import datetime
 import redis
 
 from ..services.snapshots import Snapshot
+from .breaker import RedisBreaker
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,24 @@ class CacheStats:
         self.hits = 0
         self.misses = 0
         self.errors = 0
+        self.breaker: RedisBreaker | None = None
 
     def as_dict(self) -> dict:
         total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "errors": self.errors,
-                "hit_ratio": round(self.hits / total, 4) if total else None}
+        out = {"hits": self.hits, "misses": self.misses, "errors": self.errors,
+               "hit_ratio": round(self.hits / total, 4) if total else None}
+        if self.breaker is not None:  # calls to Redis skipped while it was failing, and how often that began
+            out["redis_skipped"], out["redis_breaks"] = self.breaker.skipped, self.breaker.opened
+        return out
 
 
 class RedisBalanceCache:
-    def __init__(self, client: redis.Redis, ttl: int):
+    def __init__(self, client: redis.Redis, ttl: int, breaker: RedisBreaker | None = None):
         self.client = client
         self.ttl = ttl
+        self.breaker = breaker or RedisBreaker()  # shared with the bus's publish: one Redis, one verdict
         self.stats = CacheStats()
+        self.stats.breaker = self.breaker
         self.dirty: set[int] = set()
         self._put = client.register_script(_PUT_IF_NEWER)
 
@@ -66,12 +75,18 @@ class RedisBalanceCache:
         return f"balance:cache:{user_id}"
 
     def get(self, user_id: int) -> Snapshot | None:
+        if not self.breaker.allows():
+            self.stats.misses += 1
+            return None
         try:
             raw = self.client.get(self.key(user_id))
         except redis.RedisError as exc:
+            self.breaker.failed()
             self.stats.errors += 1
             log.warning("balance cache read failed (%s); using the database", exc)
             raw = None
+        else:
+            self.breaker.succeeded()
         if raw is None:
             self.stats.misses += 1
             return None
@@ -79,11 +94,17 @@ class RedisBalanceCache:
         return _decode(user_id, raw)
 
     def put(self, snapshot: Snapshot) -> None:
+        if not self.breaker.allows():
+            self.failed(snapshot)
+            return
         try:
             self._put(keys=[self.key(snapshot.user_id)], args=[_encode(snapshot), snapshot.seq, self.ttl])
         except redis.RedisError as exc:
+            self.breaker.failed()
             self.failed(snapshot)
             log.warning("balance cache write failed (%s); will repair user %s", exc, snapshot.user_id)
+        else:
+            self.breaker.succeeded()
 
     def put_in(self, pipe, snapshot: Snapshot) -> None:
         """Queue the same compare-and-set on a pipeline (``EVAL``: a pipeline's ``EVALSHA`` would first ask
@@ -96,13 +117,17 @@ class RedisBalanceCache:
 
     def repair(self, load) -> None:
         """Rewrite entries whose update failed (Redis was down), from ``load(user_id)``: the database."""
+        if not self.dirty or not self.breaker.allows():
+            return
         for user_id in list(self.dirty):
             self.dirty.discard(user_id)
             try:
                 self.client.delete(self.key(user_id))
             except redis.RedisError:
+                self.breaker.failed()
                 self.dirty.add(user_id)
                 return
+            self.breaker.succeeded()
             self.put(load(user_id))
 
 
