@@ -1,8 +1,8 @@
-"""Command-line entrypoints: ``flask --app app ledger verify`` and ``flask --app app create-admin``."""
+"""Command-line entrypoints: ``flask --app app ledger verify``, ``create-admin`` and ``cache clear``."""
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import OperationalError
 
@@ -68,6 +68,33 @@ def verify() -> None:
     click.echo("ledger OK: every balance equals the sum of its postings, every entry sums to zero")
 
 
+@click.group("cache")
+def cache_group() -> None:
+    """The balance cache in Redis."""
+
+
+@cache_group.command("clear")
+@with_appcontext
+def clear_cache() -> None:
+    """Delete every cached balance, so that each is read from the database again.
+
+    The cache only ever moves forward in seq, which is right while the database only moves
+    forward too. After PostgreSQL is restored from a backup, or fails over to a replica that
+    had not received the last commits, it holds balances (and seqs) the database no longer
+    has, for users whose ids may since have been given to someone else: clear it, then
+    restart the workers (their sockets reconnect and are sent the database's truth).
+    """
+    if not current_app.config.get("REDIS_URL"):
+        click.echo("no REDIS_URL: each server process caches in its own memory; restarting it clears that")
+        return
+    try:
+        gone = current_app.extensions["balance.cache"].clear()
+    except Exception as exc:  # noqa: BLE001 - Redis unreachable: say so in a line
+        raise click.ClickException(f"could not clear the cache: {exc}") from None
+    click.echo(f"deleted {gone} cached balance(s)")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_admin)
     app.cli.add_command(ledger_group)
+    app.cli.add_command(cache_group)

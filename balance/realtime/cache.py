@@ -106,6 +106,19 @@ class RedisBalanceCache:
         else:
             self.breaker.succeeded()
 
+    def clear(self) -> int:
+        """Delete every cached balance (``flask cache clear``); return how many there were."""
+        gone, batch = 0, []
+        for key in self.client.scan_iter(match=self.key("*"), count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                gone += self.client.delete(*batch)
+                batch = []
+        if batch:
+            gone += self.client.delete(*batch)
+        self.dirty.clear()
+        return gone
+
     def put_in(self, pipe, snapshot: Snapshot) -> None:
         """Queue the same compare-and-set on a pipeline (``EVAL``: a pipeline's ``EVALSHA`` would first ask
         ``SCRIPT EXISTS``, one more round trip); the caller reports a failed pipeline with ``failed``."""

@@ -1,4 +1,4 @@
-"""``flask create-admin`` and ``flask ledger verify``, through Flask's CLI runner."""
+"""``flask create-admin``, ``flask ledger verify`` and ``flask cache clear``, through Flask's CLI runner."""
 from __future__ import annotations
 
 import subprocess
@@ -6,9 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import text
 
 from balance.extensions import db
+from balance.services import snapshots
+from tests.support import databases, services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,3 +131,45 @@ def test_create_admin_says_whether_a_promoted_users_password_changed(runner, aut
     user_id, _ = auth.new_user("member2@example.com", password="old-password")
     result = runner.invoke(args=["create-admin", "member2@example.com", *extra])
     assert result.exit_code == 0 and said.format(id=user_id) in result.output, result.output
+
+
+@pytest.fixture
+def private_redis():
+    server = services.RedisServer().start()
+    yield server
+    server.close()
+
+
+def test_cache_clear_deletes_every_cached_balance_and_nothing_else(database_uri, private_redis):
+    """After PostgreSQL went back in time (a restore, a failover to a lagging replica) the cache holds balances the
+    database no longer has, under user ids it may give to someone else: the operator clears it."""
+    app = databases.make_app(database_uri, REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI="memory://")
+    client = redis.Redis.from_url(private_redis.url)
+    client.set("someone-elses-key", "kept")
+    with app.app_context():
+        for user_id in range(1, 1502):  # more than one batch
+            snapshots.remember(snapshots.Snapshot(user_id, 100 * user_id, 3, "USD", None))
+        db.engine.dispose()
+    assert len(list(client.scan_iter(match="balance:cache:*"))) == 1501
+
+    result = app.test_cli_runner().invoke(args=["cache", "clear"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "deleted 1501 cached balance(s)\n"
+    assert list(client.scan_iter(match="balance:cache:*")) == [] and client.get("someone-elses-key") == b"kept"
+
+
+def test_cache_clear_without_redis_says_there_is_nothing_shared_to_clear(runner):
+    result = runner.invoke(args=["cache", "clear"])
+    assert result.exit_code == 0
+    assert "no REDIS_URL" in result.output
+
+
+def test_cache_clear_with_redis_away_says_so_in_a_line(database_uri):
+    app = databases.make_app(database_uri, REDIS_URL=f"redis://127.0.0.1:{services.free_port()}/0",
+                             RATELIMIT_STORAGE_URI="memory://")
+    result = app.test_cli_runner().invoke(args=["cache", "clear"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: could not clear the cache: ") and "127.0.0.1" in result.output
+    with app.app_context():
+        db.engine.dispose()
