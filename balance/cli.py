@@ -23,8 +23,10 @@ def create_admin(email: str, password: str | None) -> None:
     for a 1-character password); an existing account's email is taken as it is.
     """
     try:
+        existing = accounts.find_id(email)
+        was_admin = existing is not None and accounts.get(existing).is_admin
         if password is not None:  # (a new admin without one is refused by the service)
-            is_new = accounts.find_id(email) is None
+            is_new = existing is None
             load(RegisterSchema if is_new else NewPasswordSchema,
                  {"email": email, "password": password} if is_new else {"password": password})
         user, created = accounts.make_admin(email, password)
@@ -36,7 +38,7 @@ def create_admin(email: str, password: str | None) -> None:
     if created:
         click.echo(f"created admin {user.email} (id {user.id})")
     else:
-        click.echo(f"promoted admin {user.email} (id {user.id})"
+        click.echo(f"{'already an admin:' if was_admin else 'promoted admin'} {user.email} (id {user.id})"
                    + ("; their password was reset" if password is not None else "; their password is unchanged"))
 
 

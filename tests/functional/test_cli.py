@@ -133,6 +133,13 @@ def test_create_admin_says_whether_a_promoted_users_password_changed(runner, aut
     assert result.exit_code == 0 and said.format(id=user_id) in result.output, result.output
 
 
+def test_create_admin_on_an_admin_says_they_already_were_one(runner, auth):
+    admin_id, _ = auth.new_admin("chief2@example.com")
+    result = runner.invoke(args=["create-admin", "chief2@example.com"])
+    assert result.exit_code == 0
+    assert result.output == f"already an admin: chief2@example.com (id {admin_id}); their password is unchanged\n"
+
+
 @pytest.fixture
 def private_redis():
     server = services.RedisServer().start()
