@@ -197,6 +197,12 @@ def install_postgresql_hooks(engine: Engine, answer_within: float = 0) -> None:
             with _answer_within(dbapi_conn, CONNECT_TIMEOUT):
                 dialect.do_ping(dbapi_conn)
         except dialect.loaded_dbapi.Error as exc:
+            cut_short = exc.__context__
+            if cut_short is not None and not isinstance(cut_short, Exception):
+                # A greenlet's timeout (the gateway's bounded reads) or kill during the ping: the ping's own clean-up
+                # then failed on the busy connection and hid it, and the pool would have waited out a new
+                # connection. It goes on as itself; the pool discards this connection on any exception here.
+                raise cut_short from None
             raise DisconnectionError("pooled connection failed its ping") from exc  # the pool retries with a new one
 
     @event.listens_for(engine, "checkin")

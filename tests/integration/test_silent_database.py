@@ -8,7 +8,13 @@ route is back the server rolls back whatever the cut-off transaction held.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import time
+
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -24,6 +30,7 @@ from tests.support.stall_proxy import StallProxy
 from tests.support.wallets import assert_books_clean, balance, fund, new_admin, new_user, pay
 
 BOUND = 1.0  # seconds: DATABASE_ANSWER_TIMEOUT under test
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -133,3 +140,48 @@ def test_without_the_bound_a_slow_answer_is_waited_for(postgres_uri):
         assert db.session.execute(text("SELECT pg_sleep(0.4), 1")).one()[1] == 1
         db.session.rollback()
     dispose(app)
+
+
+PING_UNDER_A_GREENLETS_TIMEOUT = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, sys, time, gevent
+    from sqlalchemy import create_engine, text
+    from balance import database
+    url = sys.argv[1]
+    engine = create_engine(url, **database.engine_options(url, 30, 5))
+    database.install_postgresql_hooks(engine, 30)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    time.sleep(database.PING_AFTER_IDLE + 0.2)  # idle: the next checkout pings it
+    print("frozen?", flush=True)
+    sys.stdin.readline()
+    started = time.monotonic()
+    try:
+        with gevent.Timeout(0.5):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        outcome = "answered"
+    except gevent.Timeout:
+        outcome = "Timeout"
+    except Exception as exc:
+        outcome = type(exc).__name__
+    print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started}), flush=True)
+""")
+
+
+def test_a_greenlets_own_timeout_during_the_idle_ping_ends_the_wait_as_that_timeout(proxy, postgres_uri):
+    """The gateway bounds its ledger reads with gevent timeouts (1 s, 5 s); a checkout's ping on a silent server
+    must not turn one into a 5 s reconnect attempt ending in another error."""
+    url = make_url(postgres_uri).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    with subprocess.Popen([sys.executable, "-c", PING_UNDER_A_GREENLETS_TIMEOUT, url], cwd=ROOT, text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout.readline().strip() == "frozen?"
+            proxy.freeze()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            said = json.loads(child.stdout.readline())
+        finally:
+            proxy.thaw()
+            child.kill()
+    assert said["outcome"] == "Timeout" and said["seconds"] < 2, said
