@@ -69,24 +69,23 @@ class RedisBus:
 
     def send(self, messages: list[dict], snapshot=None) -> bool:
         breaker = self.cache.breaker
-        if not breaker.allows():  # Redis failed a moment ago: the relay publishes these once it is back
+        if not breaker.allows():  # Redis timed out a moment ago: the relay publishes these once it answers
             if snapshot is not None:
                 self.cache.failed(snapshot)
             return False
         try:
-            pipe = self.client.pipeline(transaction=False)
-            if snapshot is not None:
-                self.cache.put_in(pipe, snapshot)
-            for m in messages:
-                pipe.publish(CHANNEL, json.dumps(m, separators=(",", ":")))
-            pipe.execute()
+            with breaker.attempt():
+                pipe = self.client.pipeline(transaction=False)
+                if snapshot is not None:
+                    self.cache.put_in(pipe, snapshot)
+                for m in messages:
+                    pipe.publish(CHANNEL, json.dumps(m, separators=(",", ":")))
+                pipe.execute()
         except redis.RedisError as exc:
-            breaker.failed()
             if snapshot is not None:
                 self.cache.failed(snapshot)
             log.warning("publishing %d message(s) failed (%s); the outbox relay will retry", len(messages), exc)
             return False
-        breaker.succeeded()
         return True
 
 

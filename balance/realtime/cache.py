@@ -3,8 +3,8 @@
 A write never replaces a newer ``seq`` with an older one (a Lua script makes the
 compare-and-set atomic), so a slow reader that fetched an old row from the database
 cannot push the cache backwards. Redis errors make the cache miss, never the request fail;
-after one, the cache leaves Redis alone for a moment (``breaker``), so a frozen Redis costs
-the request path one timeout a second, not one per call.
+after one that timed out, the cache leaves Redis alone for a moment (``breaker``), so a frozen
+Redis costs the request path one timeout a second, not one per call.
 """
 from __future__ import annotations
 
@@ -79,14 +79,12 @@ class RedisBalanceCache:
             self.stats.misses += 1
             return None
         try:
-            raw = self.client.get(self.key(user_id))
+            with self.breaker.attempt():
+                raw = self.client.get(self.key(user_id))
         except redis.RedisError as exc:
-            self.breaker.failed()
             self.stats.errors += 1
             log.warning("balance cache read failed (%s); using the database", exc)
             raw = None
-        else:
-            self.breaker.succeeded()
         if raw is None:
             self.stats.misses += 1
             return None
@@ -98,13 +96,11 @@ class RedisBalanceCache:
             self.failed(snapshot)
             return
         try:
-            self._put(keys=[self.key(snapshot.user_id)], args=[_encode(snapshot), snapshot.seq, self.ttl])
+            with self.breaker.attempt():
+                self._put(keys=[self.key(snapshot.user_id)], args=[_encode(snapshot), snapshot.seq, self.ttl])
         except redis.RedisError as exc:
-            self.breaker.failed()
             self.failed(snapshot)
             log.warning("balance cache write failed (%s); will repair user %s", exc, snapshot.user_id)
-        else:
-            self.breaker.succeeded()
 
     def clear(self) -> int:
         """Delete every cached balance (``flask cache clear``); return how many there were."""
@@ -135,12 +131,11 @@ class RedisBalanceCache:
         for user_id in list(self.dirty):
             self.dirty.discard(user_id)
             try:
-                self.client.delete(self.key(user_id))
+                with self.breaker.attempt():
+                    self.client.delete(self.key(user_id))
             except redis.RedisError:
-                self.breaker.failed()
                 self.dirty.add(user_id)
                 return
-            self.breaker.succeeded()
             self.put(load(user_id))
 
 

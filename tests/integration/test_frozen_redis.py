@@ -14,6 +14,7 @@ import pytest
 from balance.extensions import db
 from balance.models import OutboxEvent
 from balance.realtime import bus
+from balance.realtime.breaker import RedisBreaker
 from tests.support import databases, services
 from tests.support.auth import AuthActions
 from tests.support.stall_proxy import StallProxy
@@ -30,6 +31,14 @@ def frozen_redis():
     server.close()
 
 
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def timed(call):
     started = time.monotonic()
     reply = call()
@@ -40,6 +49,9 @@ def test_while_redis_is_silent_one_call_waits_out_its_timeout_and_the_rest_go_to
         database_uri, frozen_redis):
     app = databases.make_app(database_uri, REDIS_URL=f"redis://127.0.0.1:{frozen_redis.port}/0",
                              RATELIMIT_STORAGE_URI="memory://")
+    clock = Clock()  # the breaker's: the cooldown passes when the test says, however slow the machine
+    cache = app.extensions["balance.cache"]
+    cache.breaker = cache.stats.breaker = RedisBreaker(cooldown=1.0, clock=clock)
     auth = AuthActions(app.test_client())
     _, admin = auth.new_admin()
     user_id, user = auth.new_user()
@@ -59,7 +71,7 @@ def test_while_redis_is_silent_one_call_waits_out_its_timeout_and_the_rest_go_to
     assert paid.status_code == 201 and paying < 0.5, "the payment is made and answered without Redis"
     assert after.get_json()["balance"] == 700, "read from the database, not a cache that missed the payment"
 
-    time.sleep(1.1)  # the breaker's cooldown: the next call finds Redis back
+    clock.now += 1.1  # past the cooldown: the next call finds Redis back
     with app.app_context():
         assert bus.relay_once(app.extensions["balance.publisher"], app.extensions["balance.cache"], 0) == 1
         assert db.session.query(OutboxEvent).filter(OutboxEvent.published_at.is_(None)).count() == 0
