@@ -50,13 +50,14 @@ def _serve() -> None:
 def _refuse_a_taken_port(host: str, port: int) -> None:
     """Another server on the port (a second ``scripts/run``, macOS's AirPlay receiver on 5000): one line saying
     so, instead of the banner and then a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        socket.create_server((host, port)).close()  # SO_REUSEADDR, as gevent's server binds
+        socket.create_server((host, port), family=family).close()  # SO_REUSEADDR, as gevent's server binds
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(f"{host}:{port} is already in use by another program; set PORT to a free port "
                               f"(e.g. PORT=5001 scripts/run)") from None
-        raise
+        # anything else (a host name this check cannot bind as given): the server's own bind will say
 
 
 class AfterWebsocketsNothing(WSGIHandler):

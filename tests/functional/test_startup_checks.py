@@ -100,3 +100,15 @@ def test_python_app_py_on_a_port_another_program_holds_says_so_and_how_to_choose
     assert done.returncode != 0
     assert f"not starting: 127.0.0.1:{port} is already in use by another program; set PORT" in done.stderr
     assert "Traceback" not in done.stderr and "is running at" not in done.stdout
+
+
+@pytest.mark.parametrize(("host", "family"), [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)],
+                         ids=["IPv4", "IPv6"])
+def test_the_port_check_refuses_a_taken_port_and_lets_a_free_one_through_on_either_address_family(host, family):
+    from balance.serve import _refuse_a_taken_port
+
+    with socket.create_server((host, 0), family=family) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"is already in use by another program"):
+            _refuse_a_taken_port(host, port)
+    _refuse_a_taken_port(host, port)  # free again: no complaint
