@@ -37,6 +37,7 @@ _IMMEDIATE = "balance_sqlite_immediate"
 
 PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout
 CONNECT_TIMEOUT = 5  # seconds for a new connection, and for the ping of one that sat idle
+IDLE_IN_TRANSACTION = 60  # seconds PostgreSQL lets a session sit idle inside a transaction (with statement bounds)
 
 
 def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float = 0) -> dict:
@@ -62,8 +63,13 @@ def engine_options(uri: str, statement_timeout: float = 0, lock_timeout: float =
     # connect_timeout: a database that accepts the TCP connection but does not answer (frozen, overloaded) fails
     # the request in seconds (503) instead of holding it, and its greenlet's pool slot, indefinitely
     connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT}
+    # idle_in_transaction_session_timeout: a transaction left open by a connection that was cut off (a partition
+    # after which its close never arrived) would keep its row locks until TCP noticed, hours later; none of ours
+    # sits idle inside a transaction for anything like a minute
+    idle = IDLE_IN_TRANSACTION if statement_timeout else 0
     ours = [f"-c {name}={max(1, round(seconds * 1000))}"
-            for name, seconds in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout)) if seconds]
+            for name, seconds in (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout),
+                                  ("idle_in_transaction_session_timeout", idle)) if seconds]
     if ours:
         # (libpq reads PGOPTIONS only when no options are passed, and these are)
         given = make_url(uri).query.get("options", os.environ.get("PGOPTIONS"))

@@ -113,13 +113,16 @@ def test_without_the_exemption_the_same_read_gives_up_at_the_bound(timed_app, po
 
 
 @pytest.mark.parametrize("url, pgoptions, statement, lock, options", [
-    ("postgresql+psycopg://h/d", None, 30, 5, "-c statement_timeout=30000 -c lock_timeout=5000"),
-    ("postgresql+psycopg://h/d", None, 0.25, 0, "-c statement_timeout=250"),
+    ("postgresql+psycopg://h/d", None, 30, 5,
+     "-c statement_timeout=30000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=60000"),
+    ("postgresql+psycopg://h/d", None, 0.25, 0,
+     "-c statement_timeout=250 -c idle_in_transaction_session_timeout=60000"),
     ("postgresql+psycopg://h/d?options=-c%20search_path%3Dbooking", None, 2, 0,
-     "-c search_path=booking -c statement_timeout=2000"),
+     "-c search_path=booking -c statement_timeout=2000 -c idle_in_transaction_session_timeout=60000"),
     ("postgresql+psycopg://h/d", "-c search_path=booking", 0, 1, "-c search_path=booking -c lock_timeout=1000"),
     ("postgresql+psycopg://h/d?options=-c%20work_mem%3D8MB", "-c search_path=elsewhere", 2, 0,
-     "-c work_mem=8MB -c statement_timeout=2000"),  # the URL's options win over PGOPTIONS, as in libpq
+     "-c work_mem=8MB -c statement_timeout=2000 -c idle_in_transaction_session_timeout=60000"),
+    # (the URL's options win over PGOPTIONS, as in libpq)
     ("postgresql+psycopg://h/d", "-c search_path=booking", 0, 0, None),  # libpq itself reads PGOPTIONS then
 ], ids=["defaults", "fraction", "kept-url-options", "kept-pgoptions", "url-over-pgoptions", "off"])
 def test_the_bounds_are_startup_options_that_keep_what_the_url_or_environment_ask_for(monkeypatch, url, pgoptions,
@@ -148,3 +151,14 @@ def test_a_command_behind_a_lock_past_the_lock_bound_stops_and_says_so_in_a_line
     assert result.exit_code == 1
     assert said in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_session_left_idle_inside_a_transaction_is_ended_by_the_server_after_a_minute(postgres_uri):
+    """A transaction whose connection was cut off (a partition: its close never arrives) would hold its row locks
+    until TCP noticed, hours later; none of the app's sits idle in a transaction for anything like a minute."""
+    app = databases.make_app(postgres_uri)
+    with app.app_context():
+        assert db.session.execute(db.text("SHOW idle_in_transaction_session_timeout")).scalar() == "1min"
+        db.session.rollback()
+        db.session.remove()
+        db.engine.dispose()
