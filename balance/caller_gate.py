@@ -16,6 +16,12 @@ per worker; changes of one wallet serialise on its row anyway, so this costs the
 nothing. Entered when the caller is identified (``balance.auth``), left when the
 request ends.
 
+One account's places do not stop many accounts stuck at once (a long lock on the
+accounts table, say) from taking every connection, and reads would then wait for the
+pool too. So the worker's wallet changes together may hold at most all but
+``READS_KEPT`` of its pool's connections (``WriterPlaces``), taken after the caller's
+place, with the same bound; reads, pages and the gateway keep the rest.
+
 For the same reason a change's body is read before anything else (``_body_first``):
 a client that sends its headers and then stalls, or uploads slowly, holds only its
 own greenlet, never a place or a pool connection.
@@ -26,9 +32,10 @@ import threading
 
 from flask import current_app, g, request
 
-from .domain.errors import AccountBusy
+from .domain.errors import AccountBusy, ServiceBusy
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READS_KEPT = 5  # pool connections of a worker that wallet changes never take: reads, pages, the gateway's
 
 
 class CallerGates:
@@ -72,6 +79,30 @@ class CallerGates:
                 del self._gates[caller_id]
 
 
+class WriterPlaces:
+    """The worker's wallet changes holding database connections at once, at most ``limit``."""
+
+    def __init__(self, limit: int, wait_seconds: float):
+        self.limit = limit
+        self.wait_seconds = wait_seconds or None
+        self._places = threading.BoundedSemaphore(limit)
+
+    def enter(self) -> bool:
+        return self._places.acquire(timeout=self.wait_seconds)
+
+    def leave(self) -> None:
+        self._places.release()
+
+
+def writer_places(engine_options: dict) -> int | None:
+    """All but ``READS_KEPT`` of the pool's connections (at least one); None where the pool has no fixed size
+    (SQLite's default, or an unlimited overflow): writes there queue on the database's own lock."""
+    size, overflow = engine_options.get("pool_size"), engine_options.get("max_overflow", 0)
+    if size is None or overflow < 0:
+        return None
+    return max(1, size + overflow - READS_KEPT)
+
+
 def locks_a_wallet(view):
     """Mark a view whose change locks a wallet row: its requests wait for one of the caller's places."""
     view.locks_a_wallet = True
@@ -81,6 +112,8 @@ def locks_a_wallet(view):
 def init_app(app) -> None:
     app.extensions["caller_gates"] = CallerGates(app.config["CALLER_WRITE_CONCURRENCY"],
                                                  app.config["DATABASE_LOCK_TIMEOUT"])
+    limit = writer_places(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    app.extensions["writer_places"] = WriterPlaces(limit, app.config["DATABASE_LOCK_TIMEOUT"]) if limit else None
 
     @app.before_request
     def _body_first():
@@ -90,6 +123,8 @@ def init_app(app) -> None:
 
     @app.teardown_request
     def _leave(_error=None):
+        if g.pop("writer_place", False):
+            app.extensions["writer_places"].leave()
         caller_id = g.pop("gated_caller", None)
         if caller_id is not None:
             app.extensions["caller_gates"].leave(caller_id)
@@ -103,3 +138,8 @@ def enter_for_request(caller_id: int) -> None:
     if not current_app.extensions["caller_gates"].enter(caller_id):
         raise AccountBusy("this account's earlier requests are still being processed; please try again")
     g.gated_caller = caller_id
+    places = current_app.extensions.get("writer_places")
+    if places is not None:
+        if not places.enter():
+            raise ServiceBusy("the service is busy with other changes; please try again")
+        g.writer_place = True

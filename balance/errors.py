@@ -32,7 +32,7 @@ STATUS = {
     e.IdempotencyKeyReused: 422,
     e.InsufficientFunds: 402,
     e.LedgerError: 409,
-    e.AccountBusy: 503,
+    e.ServiceBusy: 503,
 }
 
 API_PREFIXES = ("/auth/", "/balance", "/transactions", "/api/")
@@ -77,7 +77,7 @@ def init_app(app) -> None:
         if isinstance(error, e.AlreadyProcessed):
             extra = {"current_status": error.details.get("status")}
         answer = respond(status_of(error), error.code, error.message, error.fields, **extra)
-        return (*answer, {"Retry-After": "1"}) if isinstance(error, e.AccountBusy) else answer
+        return (*answer, {"Retry-After": "1"}) if isinstance(error, e.ServiceBusy) else answer
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(error):

@@ -57,7 +57,13 @@ class AlreadyProcessed(Conflict):
     code = "already_processed"
 
 
-class AccountBusy(BalanceError):
+class ServiceBusy(BalanceError):
+    """The worker's changes already hold all the database connections it lets changes have: try again."""
+
+    code = "service_busy"
+
+
+class AccountBusy(ServiceBusy):
     """Too many of this caller's changes are already running (one is stuck on its wallet's lock): try again."""
 
     code = "account_busy"

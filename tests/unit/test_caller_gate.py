@@ -4,7 +4,9 @@ from __future__ import annotations
 import threading
 import time
 
-from balance.caller_gate import CallerGates
+import pytest
+
+from balance.caller_gate import CallerGates, writer_places
 
 
 def test_a_caller_gets_as_many_places_as_the_limit_and_the_next_waits_out_the_bound_then_is_refused():
@@ -54,3 +56,14 @@ def test_a_zero_bound_waits_as_long_as_it_takes():
     started = time.monotonic()
     assert gates.enter(7)
     assert time.monotonic() - started >= 0.15
+
+
+@pytest.mark.parametrize(("options", "places"), [
+    ({"pool_size": 10, "max_overflow": 20}, 25),  # PostgreSQL's pool (database.engine_options)
+    ({"pool_size": 7, "max_overflow": 0}, 2),
+    ({"pool_size": 1, "max_overflow": 0}, 1),  # never none at all
+    ({"pool_size": 5, "max_overflow": -1}, None),  # no fixed size: nothing to keep
+    ({"connect_args": {"timeout": 30}}, None),  # SQLite's: writes queue on the file's lock
+], ids=["postgresql", "small", "tiny", "unlimited", "sqlite"])
+def test_changes_may_take_all_of_a_workers_pool_but_the_connections_kept_for_reads(options, places):
+    assert writer_places(options) == places
