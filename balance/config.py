@@ -91,6 +91,8 @@ def from_environment(environ: dict[str, str], instance_path: str) -> dict:
         # published outbox rows are deleted this long after publishing (0: kept forever); at least the longest a
         # worker's subscription may be down and still catch up on events without a seq from the outbox
         "OUTBOX_RETENTION_HOURS": _number(environ, "OUTBOX_RETENTION_HOURS", "24", float, maximum=87_600),
+        # idempotency keys are deleted this long after their request (0: kept forever); a retry after it is new
+        "IDEMPOTENCY_RETENTION_HOURS": _number(environ, "IDEMPOTENCY_RETENTION_HOURS", "720", float, maximum=87_600),
         "BALANCE_CACHE_TTL": _number(environ, "BALANCE_CACHE_TTL", "3600", int, minimum=1),
         "WEBSOCKET_COMPRESSION": flag(environ.get("WEBSOCKET_COMPRESSION"), False),
         # seconds (0: none); PostgreSQL takes milliseconds up to 2**31 - 1
@@ -131,6 +133,9 @@ def check_values(config: dict) -> None:
         # Flask-Limiter would log it and apply no limit at all to logins
         raise ConfigError(f"LOGIN_RATE_LIMIT must be a rate such as '10 per minute' or '5/minute;100/day', "
                           f"not {config.get('LOGIN_RATE_LIMIT')!r}") from None
+    keys = config.get("IDEMPOTENCY_RETENTION_HOURS", 0)
+    if 0 < keys < 24:  # clients retry over hours (a phone offline overnight): shorter invites double payments
+        raise ConfigError(f"IDEMPOTENCY_RETENTION_HOURS must be 0 (keep forever) or at least 24, not {keys!r}")
     currency = config.get("CURRENCY", "")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
         raise ConfigError(f"CURRENCY must be a three-letter code such as USD, not {currency!r}")

@@ -13,7 +13,7 @@ import os
 
 import redis
 
-from .. import runtime
+from .. import housekeeping, runtime
 from ..config import ConfigError
 from ..extensions import socketio
 from . import bus, metrics, origins, sockets
@@ -105,5 +105,6 @@ def start_background_services(app) -> None:
         bus.relay_forever, app, publisher, cache,
         app.config["OUTBOX_RELAY_INTERVAL"], app.config.get("OUTBOX_RELAY_GRACE", 2.0),
     )
-    if app.config.get("OUTBOX_RETENTION_HOURS"):
-        socketio.start_background_task(bus.prune_forever, app, app.config["OUTBOX_RETENTION_HOURS"])
+    chosen = housekeeping.prunings(app.config)
+    if chosen:
+        socketio.start_background_task(housekeeping.prune_forever, app, chosen)

@@ -193,23 +193,6 @@ def fill_held_forever(app, gateway, interval: float = HELD_RETRY_EVERY) -> None:
             log.exception("filling held messages' gaps failed; will try again")
 
 
-PRUNE_EVERY = 60.0  # seconds between two prunings of published outbox rows (each worker)
-
-
-def prune_forever(app, retention_hours: float, interval: float = PRUNE_EVERY) -> None:
-    """Keep the outbox to what may still be needed: published rows older than ``retention_hours`` go, a batch at a
-    time (a pause between batches lets requests through). Without it the table grew by ~600 bytes per change forever."""
-    keep = timedelta(hours=retention_hours)
-    while True:
-        time.sleep(interval)
-        try:
-            with app.app_context():
-                while outbox.prune_published(keep) == outbox.PRUNE_BATCH:
-                    time.sleep(0.05)
-        except Exception:
-            log.exception("outbox pruning failed; will try again")
-
-
 def replay_outbox_since(gateway, since) -> int:
     """Deliver, from the outbox table, every change committed since ``since``.
 

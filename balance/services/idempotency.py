@@ -2,21 +2,24 @@
 
 The key row is inserted in the same transaction as the money movement, and the key
 is unique per user, so of two concurrent requests with one key only one can commit;
-the other sees the stored outcome.
+the other sees the stored outcome. A key is kept for ``IDEMPOTENCY_RETENTION_HOURS``
+(``prune_older_than``): a retry after that is a new request.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from ..domain.errors import IdempotencyKeyReused, ValidationFailed
 from ..extensions import db
 from ..models import IdempotencyKey, utcnow
 
 MAX_KEY_LENGTH = 255
+PRUNE_BATCH = 1000
 _INSERT = insert(IdempotencyKey.__table__)
 
 
@@ -70,3 +73,22 @@ def record_step(user_id: int, key: str, print_: str, transaction_id: str, outcom
     """
     return (_INSERT, {"user_id": user_id, "key": key, "fingerprint": print_, "transaction_id": transaction_id,
                       "outcome": json.dumps(outcome), "created_at": utcnow()})
+
+
+def prune_older_than(older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
+    """Delete one batch of keys stored more than ``older_than`` ago, oldest first; return how many went.
+
+    Their transactions and the ledger stay: only the memory of the first answer goes, so a
+    retry with such a key is taken as a new request. By ``ix_idempotency_keys_created_at``;
+    several workers pruning at once delete each key once.
+    """
+    cutoff = utcnow() - older_than
+    oldest = (select(IdempotencyKey.id).where(IdempotencyKey.created_at < cutoff)
+              .order_by(IdempotencyKey.created_at, IdempotencyKey.id).limit(batch))
+    try:
+        gone = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(oldest.scalar_subquery())))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return gone.rowcount

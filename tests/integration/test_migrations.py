@@ -40,7 +40,10 @@ def test_the_top_up_queues_indexes_hold_only_their_own_rows(ctx, name, status):
      "ix_transactions_decided_topups"),
     # a worker catching up from the outbox after a lost subscription
     ("SELECT id FROM outbox_events WHERE created_at >= '2026-01-02 00:00:00+00:00'", "ix_outbox_created_at"),
-], ids=["entry-legs", "decided-topups", "outbox-since"])
+    # pruning idempotency keys past their retention, oldest first
+    ("SELECT id FROM idempotency_keys WHERE created_at < '2026-01-02 00:00:00+00:00'"
+     " ORDER BY created_at, id LIMIT 1000", "ix_idempotency_keys_created_at"),
+], ids=["entry-legs", "decided-topups", "outbox-since", "old-idempotency-keys"])
 def test_reads_that_would_grow_with_the_ledger_are_answered_by_an_index(ctx, query, index):
     """Each of these ran once per change or per page; without its index it read the whole table."""
     with db.engine.connect() as conn:

@@ -143,6 +143,7 @@ def test_secrets_set_in_instance_config_count_as_set_outside_development():
     ("DATABASE_LOCK_TIMEOUT", "3e6", "DATABASE_LOCK_TIMEOUT must be at most 2000000, not '3e6'"),
     ("CATCHUP_WINDOW", "20000", "CATCHUP_WINDOW must be at most 10000, not '20000'"),
     ("CALLER_WRITE_CONCURRENCY", "0", "CALLER_WRITE_CONCURRENCY must be at least 1, not '0'"),
+    ("IDEMPOTENCY_RETENTION_HOURS", "-1", "IDEMPOTENCY_RETENTION_HOURS must be at least 0, not '-1'"),
     ("CALLER_WRITE_CONCURRENCY", "four", "CALLER_WRITE_CONCURRENCY must be a whole number, not 'four'"),
 ])
 def test_a_numeric_setting_that_is_not_a_fitting_number_stops_the_start_naming_the_variable(name, value, said):
@@ -164,6 +165,7 @@ def test_numeric_settings_may_carry_spaces_around_them():
     ("CURRENCY", "dollars", "CURRENCY must be a three-letter code such as USD, not 'DOLLARS'"),
     ("CURRENCY", "U$D", "CURRENCY must be a three-letter code"),
     ("OUTBOX_RETENTION_HOURS", "0.001", "OUTBOX_RETENTION_HOURS must be 0 (keep forever) or at least 1, not 0.001"),
+    ("IDEMPOTENCY_RETENTION_HOURS", "12", "IDEMPOTENCY_RETENTION_HOURS must be 0 (keep forever) or at least 24"),
 ])
 def test_a_setting_read_only_when_money_moves_is_checked_at_start(name, value, said):
     settings = from_environment({name: value}, INSTANCE)
