@@ -95,10 +95,11 @@ class WriterPlaces:
 
 
 def writer_places(engine_options: dict) -> int | None:
-    """All but ``READS_KEPT`` of the pool's connections (at least one); None where the pool has no fixed size
-    (SQLite's default, or an unlimited overflow): writes there queue on the database's own lock."""
-    size, overflow = engine_options.get("pool_size"), engine_options.get("max_overflow", 0)
-    if size is None or overflow < 0:
+    """All but ``READS_KEPT`` of the pool's connections (at least one); None where the options set no pool size
+    (SQLite's: writes there queue on the file's lock) or the pool has no limit (a size of 0, an overflow of -1).
+    An overflow not given is SQLAlchemy's default, 10."""
+    size, overflow = engine_options.get("pool_size"), engine_options.get("max_overflow", 10)
+    if not size or overflow < 0:
         return None
     return max(1, size + overflow - READS_KEPT)
 

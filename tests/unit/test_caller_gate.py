@@ -62,8 +62,10 @@ def test_a_zero_bound_waits_as_long_as_it_takes():
     ({"pool_size": 10, "max_overflow": 20}, 25),  # PostgreSQL's pool (database.engine_options)
     ({"pool_size": 7, "max_overflow": 0}, 2),
     ({"pool_size": 1, "max_overflow": 0}, 1),  # never none at all
-    ({"pool_size": 5, "max_overflow": -1}, None),  # no fixed size: nothing to keep
+    ({"pool_size": 5}, 10),  # SQLAlchemy's default overflow, 10
+    ({"pool_size": 5, "max_overflow": -1}, None),  # no limit: nothing to keep
+    ({"pool_size": 0, "max_overflow": 0}, None),  # a size of 0 is no limit too
     ({"connect_args": {"timeout": 30}}, None),  # SQLite's: writes queue on the file's lock
-], ids=["postgresql", "small", "tiny", "unlimited", "sqlite"])
+], ids=["postgresql", "small", "tiny", "default-overflow", "unlimited-overflow", "unlimited-size", "sqlite"])
 def test_changes_may_take_all_of_a_workers_pool_but_the_connections_kept_for_reads(options, places):
     assert writer_places(options) == places
