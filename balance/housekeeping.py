@@ -20,6 +20,7 @@ from .services import idempotency, outbox
 log = logging.getLogger("BalanceGateway")
 
 PRUNE_EVERY = 60.0  # seconds between two passes (each worker)
+BATCHES_PER_PASS = 50  # a backlog (the first pass after an upgrade) goes over several passes, not in one long run
 
 
 def prunings(config) -> list[tuple[str, object, int]]:
@@ -37,7 +38,9 @@ def prunings(config) -> list[tuple[str, object, int]]:
 def prune_once(chosen) -> None:
     for what, prune, batch in chosen:
         try:
-            while prune() == batch:
+            for _ in range(BATCHES_PER_PASS):
+                if prune() < batch:
+                    break
                 time.sleep(0.05)
         except Exception:
             log.exception("pruning %s failed; will try again", what)

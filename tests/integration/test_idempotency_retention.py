@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from balance.extensions import db
+from balance import housekeeping
 from balance.housekeeping import prune_once, prunings
 from balance.models import IdempotencyKey, utcnow
 from balance.services import idempotency
@@ -73,3 +74,16 @@ def test_retention_zero_keeps_that_table_forever():
     assert [what for what, _, _ in prunings({"OUTBOX_RETENTION_HOURS": 24, "IDEMPOTENCY_RETENTION_HOURS": 0})] == [
         "published outbox rows"]
     assert prunings({"OUTBOX_RETENTION_HOURS": 0, "IDEMPOTENCY_RETENTION_HOURS": 0}) == []
+
+
+def test_a_backlog_is_pruned_over_several_passes_not_in_one_long_run(monkeypatch):
+    """The first pass after an upgrade may find months of keys: each pass deletes at most BATCHES_PER_PASS batches."""
+    monkeypatch.setattr(housekeeping.time, "sleep", lambda _: None)
+    calls = []
+
+    def full_batch():
+        calls.append(1)
+        return 1000
+
+    prune_once([("idempotency keys", full_batch, 1000)])
+    assert len(calls) == housekeeping.BATCHES_PER_PASS

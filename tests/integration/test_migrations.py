@@ -53,3 +53,23 @@ def test_reads_that_would_grow_with_the_ledger_are_answered_by_an_index(ctx, que
         else:
             plan = " ".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + query)))
     assert index in plan, plan
+
+
+def test_the_index_built_outside_the_release_transaction_leaves_the_pool_with_its_statement_bound(postgres_uri):
+    """0008 builds concurrently in autocommit with no statement bound; the app that ran it (python app.py) then
+    serves from the same pool, whose connections must still have their bound."""
+    from flask_migrate import downgrade, upgrade
+
+    from tests.support import databases
+
+    app = databases.make_app(postgres_uri)
+    with app.app_context():
+        downgrade(revision="0007")
+        upgrade()
+        bounds = {db.session.execute(text("SHOW statement_timeout")).scalar() for _ in range(3)}
+        index = db.session.execute(text(
+            "SELECT indisvalid FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+            " WHERE relname = 'ix_idempotency_keys_created_at'")).scalar()
+        db.session.rollback()
+        db.engine.dispose()
+    assert bounds == {"30s"} and index is True
