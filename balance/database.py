@@ -89,6 +89,23 @@ def gave_up_waiting(error: DBAPIError) -> bool:
     return isinstance(error.orig, NoAnswer) or getattr(error.orig, "sqlstate", None) in _GAVE_UP_WAITING
 
 
+def outcome_unknown(error: DBAPIError) -> bool:
+    """Whether this request's change may have been made after all: its ``COMMIT`` was on its way (``commit_in_flight``)
+    when the connection went silent (``NoAnswer``) or was lost, so its answer never came. (PostgreSQL's own
+    refusals roll back; a failure before the COMMIT left nothing behind, one after its answer changes nothing.)"""
+    lost = isinstance(error.orig, NoAnswer) or (error.connection_invalidated and not gave_up_waiting(error))
+    return lost and commit_in_flight()
+
+
+_COMMIT_IN_FLIGHT = "balance.commit_in_flight"
+
+
+def commit_in_flight() -> bool:
+    """Whether the request's session sent a ``COMMIT`` (``together(commit=True)``, ``write_transaction``) that was
+    not answered."""
+    return db.session.info.get(_COMMIT_IN_FLIGHT, False)
+
+
 class NoAnswer(psycopg.OperationalError):
     """PostgreSQL did not answer within the connection's bound; the connection was closed."""
 
@@ -291,7 +308,9 @@ def write_transaction():
         yield session
         if session.info.pop(_COMMITTED, False) and _still_in_transaction(session):
             raise RuntimeError("a statement ran after together(commit=True) had committed the change")
+        session.info[_COMMIT_IN_FLIGHT] = True
         session.commit()
+        session.info[_COMMIT_IN_FLIGHT] = False
     except BaseException:
         session.info.pop(_COMMITTED, None)
         session.rollback()
@@ -369,6 +388,7 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
         driver.autocommit = True  # else psycopg sends a BEGIN of its own, alone, first
     if commit:
         parts.append("COMMIT")
+        db.session.info[_COMMIT_IN_FLIGHT] = True  # until it is answered, a lost answer leaves the outcome unknown
     sql = ";\n".join(parts)
     try:
         cursor.execute(sql)  # one simple-protocol query holding every statement: one round trip, one wait
@@ -392,6 +412,7 @@ def together(*steps: Step, commit: bool = False) -> list[list[tuple] | None]:
         cursor.nextset()
     if commit:
         db.session.info[_COMMITTED] = True
+        db.session.info[_COMMIT_IN_FLIGHT] = False  # answered
     return results
 
 

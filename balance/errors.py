@@ -16,7 +16,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .auth import cookie_viewer
-from .database import gave_up_waiting
+from .caller_gate import SAFE_METHODS
+from .database import gave_up_waiting, outcome_unknown
 from .domain import errors as e
 from .extensions import jwt, limiter
 from .pages.return_path import to_login
@@ -122,6 +123,8 @@ def init_app(app) -> None:
         ``OperationalError`` is the driver saying the database could not do it now, not that the request was bad."""
         if not (error.connection_invalidated or isinstance(error, OperationalError)):
             return _unexpected(error)
+        if request.method not in SAFE_METHODS and outcome_unknown(error):
+            return _unconfirmed(error)
         if gave_up_waiting(error):
             log.warning("database statement timed out on %s %s: %s", request.method, request.path, error.orig)
             message = "the database did not answer in time; please try again"
@@ -136,6 +139,24 @@ def init_app(app) -> None:
             message = "the database cannot be reached right now; please try again"
         page, status = respond(503, "database_unavailable", message)
         return page, status, {"Retry-After": "1"}
+
+    def _unconfirmed(error: DBAPIError):
+        """A change whose connection went silent or was lost after it was sent: its COMMIT may have been made.
+        "Try again" would then make it twice; the same request again (same Idempotency-Key) is safe, and a page
+        offers exactly that: its own form, sent again as it was."""
+        log.warning("database answer lost on %s %s, outcome unknown: %s", request.method, request.path, error.orig)
+        message = ("the database did not confirm this change in time, so it may or may not have been made; "
+                   "send the same request again (same Idempotency-Key) to find out: it is never made twice")
+        if not wants_html():
+            return body("database_unavailable", message, outcome="unknown"), 503, {"Retry-After": "1"}
+        fields = list(request.form.items(multi=True)) if "idempotency_key" in request.form else None
+        page = render_template(
+            "error.html", status=503, code="database_unavailable", headline="Not confirmed",
+            message=("The database did not confirm this in time, so it may or may not have gone through. "
+                     + ("Sending the same form again is safe: it is never done twice." if fields else
+                        "Check the page before you try again.")),
+            resend=fields, resend_to=request.full_path.rstrip("?"))
+        return page, 503, {"Retry-After": "1"}
 
     @app.errorhandler(PoolTimeout)
     def _pool_exhausted(error: PoolTimeout):

@@ -150,9 +150,15 @@ def load(transaction_id: str) -> TransactionRecord | None:
 
 
 def _keyed(cmd, run) -> Result:
-    """Run ``run`` once per idempotency key: a stored outcome is returned, a concurrent twin loses the insert."""
+    """Run ``run`` once per idempotency key: a stored outcome is returned, a concurrent twin loses the insert.
+
+    A replay also puts the wallet's balance from the database into the cache: the first
+    request may have lost its answer after its COMMIT, and with it the cache write (the
+    relay would put it right within seconds; the client asking again wants it now).
+    """
     done = _replay(cmd.user_id, cmd.idempotency_key, cmd.fingerprint)
     if done:
+        snapshots.remember(snapshots.from_database(cmd.user_id))
         return done
     try:
         result, messages, snapshot = run()

@@ -9,6 +9,7 @@ route is back the server rolls back whatever the cut-off transaction held.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -185,3 +186,64 @@ def test_a_greenlets_own_timeout_during_the_idle_ping_ends_the_wait_as_that_time
             proxy.thaw()
             child.kill()
     assert said["outcome"] == "Timeout" and said["seconds"] < 2, said
+
+
+def test_a_payment_whose_commit_was_made_but_whose_answer_was_lost_says_so_and_its_retry_does_not_pay_twice(
+        proxy, postgres_uri):
+    """'Try again' would pay twice: the answer lost after the COMMIT leaves the outcome unknown, and the same request
+    (same key) is what finds it out."""
+    app = app_through(proxy, postgres_uri)
+    auth = AuthActions(app.test_client())
+    _, admin = auth.new_admin()
+    _, user = auth.new_user()
+    auth.fund(user, admin, 1000)
+    headers = {**user, "Idempotency-Key": "room-11"}
+
+    proxy.freeze_after(b"COMMIT")
+    lost = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+    proxy.thaw()
+    again = auth.client.post("/transactions/payment", json={"amount": 300}, headers=headers)
+
+    assert lost.status_code == 503 and lost.headers["Retry-After"] == "1"
+    error = lost.get_json()["error"]
+    assert (error["code"], error["outcome"]) == ("database_unavailable", "unknown")
+    assert "may or may not have been made" in error["message"] and "same Idempotency-Key" in error["message"]
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true", "it had been made"
+    assert auth.client.get("/balance", headers=user).get_json()["balance"] == 700
+    with app.app_context():
+        assert_books_clean()
+    dispose(app)
+
+
+def test_a_booking_whose_answer_was_lost_offers_its_own_form_again_and_sending_it_books_once(proxy, postgres_uri):
+    app = app_through(proxy, postgres_uri)
+    client = app.test_client()
+    auth = AuthActions(client)
+    _, admin = auth.new_admin()
+    _, user = auth.new_user("guest@example.com")
+    auth.fund(user, admin, 1000)
+    html = {"Accept": "text/html"}
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    login = token.search(client.get("/login", headers=html).get_data(as_text=True)).group(1)
+    client.post("/login", data={"email": "guest@example.com", "password": "password123", "csrf_token": login},
+                headers=html)
+    dashboard = client.get("/", headers=html).get_data(as_text=True)
+    form = {"room": "garden-single", "csrf_token": token.search(dashboard).group(1),
+            "idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', dashboard).group(1)}
+
+    proxy.freeze_after(b"COMMIT")
+    lost = client.post("/book", data=form, headers=html)
+    proxy.thaw()
+    page = lost.get_data(as_text=True)
+    card = page[page.index("error-card"):]  # (the header has a form too: logging out)
+    resend = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', card))
+    booked = client.post(re.search(r'<form method="post" action="([^"]+)"', card).group(1), data=resend,
+                         headers=html, follow_redirects=True)
+
+    assert lost.status_code == 503 and "Not confirmed" in page and "Send it again" in page
+    assert "may or may not have gone through" in page and resend == form, "the same form, its key included"
+    assert booked.status_code == 200 and "you were charged once" in booked.get_data(as_text=True)
+    assert auth.client.get("/balance", headers=user).get_json()["balance"] == 1000 - 90
+    with app.app_context():
+        assert_books_clean()
+    dispose(app)

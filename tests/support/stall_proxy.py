@@ -20,13 +20,20 @@ class StallProxy:
         self._flowing.set()
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
+        self._freeze_after: bytes | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def freeze(self) -> None:
         """Pass nothing on, either way, from now until ``thaw``; close nothing."""
         self._flowing.clear()
 
+    def freeze_after(self, marker: bytes) -> None:
+        """Pass on the next client bytes holding ``marker`` (a ``COMMIT``), then freeze: the server gets the
+        statement, the client never gets its answer."""
+        self._freeze_after = marker
+
     def thaw(self) -> None:
+        self._freeze_after = None
         self._flowing.set()
 
     def close(self) -> None:
@@ -65,6 +72,10 @@ class StallProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
+                    if sock is a and self._freeze_after is not None and self._freeze_after in data:
+                        self._freeze_after = None
+                        self._flowing.clear()
+                        break  # the answer, if it is already here, stays unread
         except OSError:
             pass
         finally:
