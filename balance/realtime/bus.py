@@ -168,13 +168,25 @@ def relay_once(publisher: Publisher, cache, older_than: float) -> int:
 
 
 def relay_forever(app, publisher: Publisher, cache, interval: float, older_than: float) -> None:
+    """A pass every ``interval``. While the database is away every pass fails the same way: the traceback is
+    logged once, then a line per pass, and the recovery once (it was 190 tracebacks a minute on 3 workers)."""
+    failing = 0
     while True:
         time.sleep(interval)
         try:
             with app.app_context():
                 relay_once(publisher, cache, older_than)
-        except Exception:
-            log.exception("outbox relay pass failed; will try again")
+        except Exception as exc:
+            failing += 1
+            if failing == 1:
+                log.exception("outbox relay pass failed; will try again every %g s", interval)
+            else:
+                log.warning("outbox relay pass failed again (%d in a row): %s", failing,
+                            str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+        else:
+            if failing:
+                log.info("outbox relay passes work again after %d failed", failing)
+            failing = 0
 
 
 HELD_RETRY_EVERY = 0.5  # seconds between two tries to fill the gaps messages are held behind
