@@ -67,8 +67,18 @@ def respond(status: int, code: str, message: str, fields: dict | None = None, **
         if status in (400, 404, 405) and request.method in ("GET", "HEAD") and "viewer" not in g:
             # refused before any guard ran (the router): still the logged-in person's header, not "Log in"
             g.viewer, g.csrf_token = cookie_viewer() or (None, None)
-        return render_template("error.html", status=status, code=code, message=message), status
+        return error_page(status, code, message), status
     return body(code, message, fields, **extra), status
+
+
+def error_page(status: int, code: str, message: str, headline: str | None = None) -> str:
+    """The error page; after a 503 (busy, the database away) a keyed form comes with a button that sends it again
+    as it was, key included: what the person typed is not lost, and it is done at most once."""
+    resend = None
+    if status == 503 and request.method == "POST" and "idempotency_key" in request.form:
+        resend = list(request.form.items(multi=True))
+    return render_template("error.html", status=status, code=code, message=message, headline=headline,
+                           resend=resend, resend_to=request.full_path.rstrip("?"))
 
 
 def init_app(app) -> None:
@@ -149,13 +159,10 @@ def init_app(app) -> None:
                    "send the same request again (same Idempotency-Key) to find out: it is never made twice")
         if not wants_html():
             return body("database_unavailable", message, outcome="unknown"), 503, {"Retry-After": "1"}
-        fields = list(request.form.items(multi=True)) if "idempotency_key" in request.form else None
-        page = render_template(
-            "error.html", status=503, code="database_unavailable", headline="Not confirmed",
-            message=("The database did not confirm this in time, so it may or may not have gone through. "
-                     + ("Sending the same form again is safe: it is never done twice." if fields else
-                        "Check the page before you try again.")),
-            resend=fields, resend_to=request.full_path.rstrip("?"))
+        keyed = "idempotency_key" in request.form
+        page = error_page(503, "database_unavailable", headline="Not confirmed",
+                          message="The database did not confirm this in time, so it may or may not have gone through."
+                          + ("" if keyed else " Check the page before you try again."))
         return page, 503, {"Retry-After": "1"}
 
     @app.errorhandler(PoolTimeout)

@@ -70,6 +70,12 @@ def test_a_booking_posted_while_the_callers_places_are_taken_shows_a_page_saying
     assert page.mimetype == "text/html"
     assert "Busy, try again" in page.get_data(as_text=True) and "still being processed" in page.get_data(as_text=True)
     assert auth.client.get("/transactions", headers=auth.headers_for("ann@example.com")).get_json()["items"] == []
+    card = page.get_data(as_text=True).split("error-card", 1)[1]  # (the header has a form too: logging out)
+    resend = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', card))
+    assert "Send it again" in card and resend == {"room": "garden-single", "idempotency_key": "k-1", "csrf_token": form}
+    for _ in range(2):  # sent again, twice: one booking (a failed one here: ann has no money), never two
+        client.post(re.search(r'<form method="post" action="([^"]+)"', card).group(1), data=resend, headers=HTML)
+    assert len(auth.client.get("/transactions", headers=auth.headers_for("ann@example.com")).get_json()["items"]) == 1
 
 
 def test_what_locks_no_wallet_is_not_held_by_taken_places(gated):
