@@ -114,6 +114,15 @@
 
   /* ---- the socket --------------------------------------------------------------------------------- */
 
+  // Every live connection of the page, told to stop when a read finds the login gone (logged out, expired,
+  // or another person's now): the page then goes offline as a whole, instead of a socket still showing changes
+  // beside reads that fail.
+  var stoppers = [];
+  var LOGGED_IN_AS_SOMEONE_ELSE =
+    "You are now logged in as someone else in this browser. Reload this page to see that account.";
+  var NO_LONGER_LOGGED_IN =
+    "You are no longer logged in in this browser (logged out, or the login expired). Log in again to see changes.";
+
   var ONCE_EVENTS = ["transaction_completed", "transaction_failed", "balance_insufficient", "transaction_created",
                      "topup_requested", "topup_processed"];
 
@@ -153,11 +162,21 @@
       try { on[name](data); } catch (err) { console.error("[Balance] " + name + " handler failed", err); }
     }
 
+    function stop(message, key) {
+      if (superseded) return;
+      superseded = true;
+      socket.disconnect();
+      status("offline");
+      toast(message, "error", key);
+    }
+    stoppers.push(stop);
+
     function retryLater() {
-      // The server closed or refused us (an expired login, a server shutting down): try again, slowly.
+      // The server closed or refused us (an expired login, a server shutting down, its database away): try
+      // again, slowly at first, but never more than ~10 s apart, so a page catches up soon after an outage.
       if (superseded) return;
       refusals += 1;
-      var delay = Math.min(30000, 2000 * Math.pow(2, refusals - 1)) * (0.5 + Math.random());
+      var delay = Math.min(10000, 1000 * Math.pow(2, refusals - 1)) * (0.5 + Math.random());
       setTimeout(function () { if (!socket.connected && !socket.active) socket.connect(); }, delay);
     }
 
@@ -185,15 +204,13 @@
     socket.on("connect_error", function (err) {
       if (err && typeof err.message === "string" && err.message.indexOf(ANOTHER_LOGIN) === 0) {
         // This browser is now logged in as someone else: this page must show nothing of theirs. Stay offline.
-        superseded = true;
-        socket.disconnect();
-        status("offline");
-        toast("You are now logged in as someone else in this browser. Reload this page to see that account.",
-              "error", "another-login");
+        stop(LOGGED_IN_AS_SOMEONE_ELSE, "another-login");
         return;
       }
       if (socket.active) { status("reconnecting"); return; }
-      status("offline");
+      // "unavailable: ..." is the server's own trouble (its database away): keep trying, it is not the login
+      var theirs = err && typeof err.message === "string" && err.message.indexOf("unavailable") === 0;
+      status(theirs ? "reconnecting" : "offline");
       retryLater();
     });
 
@@ -246,7 +263,17 @@
     var headers = { Accept: "application/json" };
     if (VIEWER !== null) headers["X-Balance-Viewer"] = String(VIEWER);
     return fetch(url, { credentials: "same-origin", headers: headers }).then(function (r) {
-      if (r.status === 401) showStatus("offline");
+      if (r.status === 401) {
+        return r.json().catch(function () { return null; }).then(function (answer) {
+          var said = answer && answer.error && typeof answer.error.message === "string" ? answer.error.message : "";
+          var another = said.indexOf(ANOTHER_LOGIN) === 0;
+          if (!stoppers.length) showStatus("offline");
+          stoppers.forEach(function (stop) {
+            stop(another ? LOGGED_IN_AS_SOMEONE_ELSE : NO_LONGER_LOGGED_IN, another ? "another-login" : "logged-out");
+          });
+          throw new Error(url + " answered 401");
+        });
+      }
       if (!r.ok) throw new Error(url + " answered " + r.status);
       return r.json();
     });

@@ -136,3 +136,24 @@ def test_a_tab_whose_browser_has_since_logged_in_as_someone_else_shows_nothing_o
     second.wait_for_timeout(1000)
     expect(second.locator("#balance")).to_have_text("$10.00")
     assert "77.77" not in second.locator("main").inner_text()
+
+
+def test_a_tab_left_open_after_logging_out_in_another_goes_offline_as_a_whole_and_says_why(site):
+    """The socket would outlive the logout (its token is still valid) while the page's reads fail: the page must not
+    go on showing changes beside a list that no longer updates."""
+    admin = site.admin()
+    alice = site.user("alice-out")
+    site.fund(alice, admin, 20)
+    context = site.context()
+    first = live(site.log_in(context, alice))
+    second = live(site.open(context, "/"))
+
+    first.get_by_role("button", name="Log out").click()
+    site.api("POST", "/transactions/payment", alice, json={"amount": 1, "description": "after-logout"})
+
+    expect(second.locator(".toast-text", has_text="no longer logged in")).to_be_visible(timeout=15_000)
+    expect(second.locator("#live-status")).to_have_attribute("data-state", "offline")
+    expect(second.locator("#balance-note")).to_have_text("Not live: reload or log in again.")
+    site.api("POST", "/transactions/payment", alice, json={"amount": 2, "description": "later"})
+    second.wait_for_timeout(1500)
+    assert second.locator(".toast-text", has_text="$17.00").count() == 0, "its socket was closed with the page"
