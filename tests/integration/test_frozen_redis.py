@@ -17,7 +17,7 @@ from balance.realtime import bus
 from balance.realtime.breaker import RedisBreaker
 from tests.support import databases, services
 from tests.support.auth import AuthActions
-from tests.support.stall_proxy import StallProxy
+from tests.support.proxy import StallProxy
 
 REDIS_TIMEOUT = 2.0  # the request path's Redis socket timeout (balance.realtime.init_app)
 

@@ -27,7 +27,7 @@ from balance.extensions import db
 from balance.services import wallet as wallet_service
 from tests.support import databases
 from tests.support.auth import AuthActions
-from tests.support.stall_proxy import StallProxy
+from tests.support.proxy import StallProxy
 from tests.support.wallets import assert_books_clean, balance, fund, new_admin, new_user, pay
 
 BOUND = 1.0  # seconds: DATABASE_ANSWER_TIMEOUT under test
