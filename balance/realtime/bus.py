@@ -243,6 +243,7 @@ REPLAY_LIMIT = 10000
 # How far before the moment the subscription was found broken it may already have been broken
 # (a silence is taken for a break after SILENCE_LIMIT, below; a margin on top).
 SUBSCRIPTION_DOUBT = timedelta(seconds=20)
+PAUSED = "live updates are paused (the update service is away); they catch up when it is back"
 
 
 # The listener pings Redis when nothing has arrived for PING_AFTER seconds, and takes a silence of SILENCE_LIMIT
@@ -266,6 +267,7 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
                     gateway.resync()
                 log.info("resubscribed; replayed %d change(s) from the outbox", replayed)
                 down_since = None
+                gateway.resume()
             backoff = 0.1  # only once caught up: a catch-up failing (the database away too) keeps backing off
             heard = pinged = time.monotonic()
             while True:
@@ -288,6 +290,7 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             if down_since is None:
                 log.warning("lost the Redis subscription (%s); retrying", exc)
                 down_since = utcnow() - SUBSCRIPTION_DOUBT
+                gateway.pause(PAUSED)
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
         except Exception:
@@ -295,6 +298,7 @@ def listen_forever(app, client: redis.Redis, gateway) -> None:
             _close_quietly(pubsub)
             if down_since is None:
                 down_since = utcnow() - SUBSCRIPTION_DOUBT
+                gateway.pause(PAUSED)
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 

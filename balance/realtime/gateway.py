@@ -141,6 +141,7 @@ class Gateway:
         self.admins: set[str] = set()
         self.recent = RecentIds()
         self.holding: set[str] = set()  # sockets with held messages
+        self.paused: str | None = None  # why this worker's sockets get no changes for now (its subscription is lost)
         self.stats = {"delivered": 0, "duplicates_dropped": 0, "gap_fills": 0, "invalid": 0,
                       "unknown_events_skipped": 0, "refused_over_user_limit": 0, "made_up_seq_drops": 0,
                       "held_behind_gap": 0}
@@ -239,7 +240,28 @@ class Gateway:
             waiting, state.buffer = state.buffer, []
             for message in waiting:
                 self._send(sid, state, message)
+            if self.paused is not None:  # greeted with the truth, but nothing new will come for now: say so
+                self._status(sid, {"live": False, "message": self.paused})
             return payload
+
+    # -- whether changes reach this worker's sockets now ---------------------------------------
+
+    def pause(self, why: str) -> None:
+        """This worker lost its subscription: changes made meanwhile reach its sockets only once it is back (then
+        they catch up from the outbox and the ledger). Its pages would otherwise say "Live" over a stale balance."""
+        if self.paused is None:
+            self.paused = why
+            self._status(list(self.sockets), {"live": False, "message": why})
+
+    def resume(self) -> None:
+        """Subscribed again and caught up: changes flow again."""
+        if self.paused is not None:
+            self.paused = None
+            self._status(list(self.sockets), {"live": True})
+
+    def _status(self, to, data: dict) -> None:
+        if to:
+            self.socketio.emit("live_status", data, to=to, namespace=NAMESPACE, ignore_queue=True)
 
     # -- committed changes arriving ----------------------------------------------------------
 

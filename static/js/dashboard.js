@@ -34,6 +34,7 @@
     live: "Live: changes appear here at once.",
     connecting: "Connecting for live updates…",
     reconnecting: "Reconnecting… may be out of date.",
+    paused: "Live updates paused (the update service is away): may be out of date. Refresh checks it now.",
     offline: "Not live: reload or log in again.",
     unavailable: "Not live: reload to see changes."
   };
@@ -173,7 +174,7 @@
     onConnect: reloadRows,
     onStatus: function (state) {
       balanceEl.classList.toggle("is-stale", state !== "live");
-      refreshButton.disabled = state !== "live";
+      refreshButton.disabled = state !== "live" && state !== "paused";  // paused: the socket still answers
       noteEl.textContent = NOTES[state] || "";
     },
     on: {

@@ -84,7 +84,8 @@
   /* ---- connection indicator ---------------------------------------------------------------------- */
 
   var STATUS_TEXT = {
-    connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Not live", unavailable: "Not live"
+    connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Not live", unavailable: "Not live",
+    paused: "Paused"
   };
   var leaving = false;
   window.addEventListener("beforeunload", function () { leaving = true; });
@@ -233,6 +234,12 @@
       });
     });
     socket.on("error", function (d) { call("error", d); });
+    socket.on("live_status", function (d) {
+      // The server's worker lost its update service: connected, but no change will come until it is back
+      // (then they all do, in order). Say so rather than "Live" over a balance that may be stale.
+      if (!d || !socket.connected) return;
+      status(d.live ? "live" : "paused");
+    });
 
     function refresh() {
       return new Promise(function (resolve, reject) {

@@ -57,6 +57,9 @@ def test_approvals_during_a_redis_outage_reach_every_tab_once_in_order_after_it_
         approve(BEFORE + DURING, BEFORE)
         for u in users:
             assert api.balance(u)["seq"] == BEFORE + DURING, "GET /balance must fall back to the database"
+        for tab in everyone:  # its worker lost the subscription: the page must not go on saying "Live"
+            tab.wait_for("live_status", count=1, timeout=20)
+            assert tab.of("live_status")[0]["live"] is False, tab.of("live_status")
         deployment.redis.start()
         approve(total, BEFORE + DURING)
 
@@ -70,6 +73,8 @@ def test_approvals_during_a_redis_outage_reach_every_tab_once_in_order_after_it_
             tab.wait_for("transaction_completed", count=total, timeout=20)
             completed = [e["transactionId"] for e in tab.of("transaction_completed")]
             assert completed == mine, f"{tab.label}: {completed}"
+            tab.wait_for("live_status", count=2, timeout=20)
+            assert [s["live"] for s in tab.of("live_status")] == [False, True], "flowing again, once caught up"
 
         for u in users:
             (balance, seq), = query(deployment.database_url, "SELECT balance, seq FROM accounts WHERE user_id = %s",

@@ -345,3 +345,34 @@ def test_a_socket_greeted_without_a_seq_is_owed_the_completion_of_a_change_made_
     gateway.deliver(change(4, message_id=44))  # an older change republished: nothing owed for it
     assert len(sio.sent) == 2
 
+
+
+class StatusRecorder:
+    def __init__(self):
+        self.sent = []
+
+    def emit(self, event, data, to=None, **_):
+        self.sent.append((event, data, tuple(to) if isinstance(to, list) else to))
+
+
+def test_a_worker_that_lost_its_subscription_tells_its_sockets_updates_are_paused_and_when_they_flow_again(
+        monkeypatch):
+    monkeypatch.setattr(gw.snapshots, "current", lambda user_id: SimpleNamespace(balance=100, seq=0))
+    sio = StatusRecorder()
+    gateway = gw.Gateway(sio, 100)
+    gateway.attach("a", 1, False)
+    gateway.attach("b", 2, False)
+
+    gateway.pause("live updates are paused")
+    gateway.pause("again")  # said once per outage
+    gateway.attach("c", 3, False)
+    gateway.greet("c", None)  # a socket greeted meanwhile hears it too, after its balance
+    gateway.resume()
+    gateway.resume()
+
+    assert sio.sent == [
+        ("live_status", {"live": False, "message": "live updates are paused"}, ("a", "b")),
+        ("balance_initial", {"balance": 1.0, "seq": 0}, "c"),
+        ("live_status", {"live": False, "message": "live updates are paused"}, "c"),
+        ("live_status", {"live": True}, ("a", "b", "c")),
+    ]
