@@ -121,3 +121,21 @@ def test_an_approval_served_by_any_worker_reaches_both_tabs_of_the_user_on_webso
     expect(bob_tab.locator("#transactions tr.tx")).to_have_count(1)
     expect(bob_tab.locator("#transactions")).not_to_contain_text("Trip fund")
     live(bob_tab)
+
+
+def test_while_redis_is_down_the_page_says_paused_not_live_and_catches_up_when_it_is_back(site, cluster):
+    """Changes reach sockets only through Redis, so that each gets them once and in order: while it is down a tab's
+    balance does not move, and saying "Live" over it would be a lie."""
+    api, admin = cluster.api, cluster.admin
+    carol = site.user("carol")
+    tab = live(site.page_for(carol))
+    try:
+        cluster.redis.stop()
+        expect(tab.locator("#live-status")).to_have_text("Paused", timeout=20_000)
+        expect(tab.locator("#balance-note")).to_contain_text("Live updates paused")
+        expect(tab.get_by_role("button", name="Refresh")).to_be_enabled()
+        api.top_up(carol, admin, 7)  # committed; it waits in the outbox
+    finally:
+        cluster.redis.start()
+    expect(tab.locator("#balance")).to_have_text("$7.00", timeout=20_000)
+    live(tab)
