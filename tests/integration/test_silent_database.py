@@ -48,6 +48,16 @@ def app_through(proxy: StallProxy, postgres_uri: str, **settings):
     return databases.make_app(url, DATABASE_ANSWER_TIMEOUT=BOUND, DATABASE_LOCK_TIMEOUT=5, **settings)
 
 
+def funded_user(proxy: StallProxy, postgres_uri: str):
+    """An app through the proxy, and a user with 1000 in the wallet: (app, auth, the user's headers)."""
+    app = app_through(proxy, postgres_uri)
+    auth = AuthActions(app.test_client())
+    _, admin = auth.new_admin()
+    _, user = auth.new_user()
+    auth.fund(user, admin, 1000)
+    return app, auth, user
+
+
 def dispose(app) -> None:
     with app.app_context():
         db.session.remove()
@@ -56,11 +66,7 @@ def dispose(app) -> None:
 
 def test_a_payment_to_a_database_that_went_silent_is_told_to_retry_within_the_bound_and_the_retry_pays_once(
         proxy, postgres_uri):
-    app = app_through(proxy, postgres_uri)
-    auth = AuthActions(app.test_client())
-    _, admin = auth.new_admin()
-    _, user = auth.new_user()
-    auth.fund(user, admin, 1000)
+    app, auth, user = funded_user(proxy, postgres_uri)
     headers = {**user, "Idempotency-Key": "room-7"}
 
     proxy.freeze()
@@ -192,11 +198,7 @@ def test_a_payment_whose_commit_was_made_but_whose_answer_was_lost_says_so_and_i
         proxy, postgres_uri):
     """'Try again' would pay twice: the answer lost after the COMMIT leaves the outcome unknown, and the same request
     (same key) is what finds it out."""
-    app = app_through(proxy, postgres_uri)
-    auth = AuthActions(app.test_client())
-    _, admin = auth.new_admin()
-    _, user = auth.new_user()
-    auth.fund(user, admin, 1000)
+    app, auth, user = funded_user(proxy, postgres_uri)
     headers = {**user, "Idempotency-Key": "room-11"}
 
     proxy.freeze_after(b"COMMIT")

@@ -34,6 +34,16 @@ def lock_waiters(url: str) -> int:
                             " AND datname = current_database()").fetchone()[0]
 
 
+def waiting_in_the_database(url: str, at_least: int) -> int:
+    """Once ``at_least`` requests wait on a lock, and the rest have had time to reach the database if they could:
+    how many wait there."""
+    deadline = time.monotonic() + 10
+    while lock_waiters(url) < at_least and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    return lock_waiters(url)
+
+
 def test_one_accounts_stuck_payments_take_only_its_places_in_the_pool_and_other_users_are_served(postgres_uri):
     databases.empty_postgres(postgres_uri)
     pool = {**database.engine_options(postgres_uri, 60, 60), "pool_size": PLACES + 1 + READS_KEPT,
@@ -56,11 +66,7 @@ def test_one_accounts_stuck_payments_take_only_its_places_in_the_pool_and_other_
     with ThreadPoolExecutor(max_workers=PAYMENTS) as threads:
         try:
             answers = [threads.submit(pay, amount) for amount in range(1, PAYMENTS + 1)]
-            deadline = time.monotonic() + 10
-            while lock_waiters(plain) < PLACES and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.3)  # the other six have had time to reach the database, if they could
-            waiting = lock_waiters(plain)
+            waiting = waiting_in_the_database(plain, PLACES)
             started = time.monotonic()
             bobs = auth.client.post("/transactions/payment", json={"amount": 5}, headers=bob)
             anns_balance = auth.client.get("/balance", headers=ann)
@@ -127,11 +133,7 @@ def test_many_accounts_stuck_at_once_take_only_the_workers_places_for_changes_an
     with ThreadPoolExecutor(max_workers=len(stuck)) as threads:
         try:
             answers = [threads.submit(pay, headers) for _, headers in stuck]
-            deadline = time.monotonic() + 10
-            while lock_waiters(plain) < changes and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.3)  # the other two have had time to reach the database, if they could
-            waiting = lock_waiters(plain)
+            waiting = waiting_in_the_database(plain, changes)
             started = time.monotonic()
             reads = [auth.client.get("/balance", headers=reader).status_code for _ in range(3)]
             served_in = time.monotonic() - started
