@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 
+from ..database import delete_batch
 from ..domain.errors import IdempotencyKeyReused, ValidationFailed
 from ..extensions import db
 from ..models import IdempotencyKey, utcnow
@@ -85,10 +86,4 @@ def prune_older_than(older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
     cutoff = utcnow() - older_than
     oldest = (select(IdempotencyKey.id).where(IdempotencyKey.created_at < cutoff)
               .order_by(IdempotencyKey.created_at, IdempotencyKey.id).limit(batch))
-    try:
-        gone = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(oldest.scalar_subquery())))
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return gone.rowcount
+    return delete_batch(IdempotencyKey, oldest)

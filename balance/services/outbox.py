@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 
 from .. import wire
+from ..database import delete_batch
 from ..domain import events as ev
-from ..extensions import db
 from ..models import OutboxEvent, utcnow
 from . import snapshots
 
@@ -118,10 +118,4 @@ def prune_published(older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
     cutoff = utcnow() - older_than
     oldest = (select(OutboxEvent.id).where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < cutoff)
               .order_by(OutboxEvent.published_at, OutboxEvent.id).limit(batch))
-    try:
-        gone = db.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(oldest.scalar_subquery()))).rowcount
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return gone
+    return delete_batch(OutboxEvent, oldest)

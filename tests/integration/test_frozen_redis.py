@@ -15,6 +15,7 @@ from balance.extensions import db
 from balance.models import OutboxEvent
 from balance.realtime import bus
 from balance.realtime.breaker import RedisBreaker
+from tests.support.clock import Clock
 from tests.support import databases, services
 from tests.support.auth import AuthActions
 from tests.support.proxy import StallProxy
@@ -29,14 +30,6 @@ def frozen_redis():
     yield proxy
     proxy.close()
     server.close()
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def timed(call):

@@ -6,14 +6,7 @@ import pytest
 import redis
 
 from balance.realtime.breaker import RedisBreaker
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 class GreenletTimeout(BaseException):
@@ -34,12 +27,12 @@ def call(breaker: RedisBreaker, outcome: BaseException | None = None) -> bool:
 
 
 def test_a_closed_breaker_lets_every_call_through():
-    breaker = RedisBreaker(clock=Clock())
+    breaker = RedisBreaker(clock=Clock(100.0))
     assert all(call(breaker) for _ in range(5)) and breaker.closed and breaker.skipped == 0
 
 
 def test_after_a_timeout_calls_are_skipped_for_the_cooldown_then_one_call_at_a_time_finds_out():
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = RedisBreaker(cooldown=1.0, clock=clock)
     assert call(breaker, redis.TimeoutError("Timeout reading from socket"))
     assert [breaker.allows() for _ in range(3)] == [False, False, False]
@@ -56,7 +49,7 @@ def test_after_a_timeout_calls_are_skipped_for_the_cooldown_then_one_call_at_a_t
                                    redis.ResponseError("OOM command not allowed")], ids=["refused", "an error reply"])
 def test_an_error_that_comes_at_once_does_not_open_it(error):
     """No wait to save, and skipping calls to a Redis that answers would leave other workers' caches stale."""
-    breaker = RedisBreaker(clock=Clock())
+    breaker = RedisBreaker(clock=Clock(100.0))
     assert call(breaker, error)
     assert breaker.closed and call(breaker) and breaker.opened == 0
 
@@ -64,7 +57,7 @@ def test_an_error_that_comes_at_once_does_not_open_it(error):
 @pytest.mark.parametrize("error", [redis.ConnectionError("refused"), redis.ResponseError("LOADING")],
                          ids=["refused", "an error reply"])
 def test_a_probe_answered_with_an_error_closes_it(error):
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = RedisBreaker(cooldown=1.0, clock=clock)
     call(breaker, redis.TimeoutError())
     clock.now += 1.5
@@ -72,7 +65,7 @@ def test_a_probe_answered_with_an_error_closes_it(error):
 
 
 def test_a_probe_that_times_out_opens_it_for_another_cooldown():
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = RedisBreaker(cooldown=1.0, clock=clock)
     call(breaker, redis.TimeoutError())
     clock.now += 1.5
@@ -83,7 +76,7 @@ def test_a_probe_that_times_out_opens_it_for_another_cooldown():
 
 
 def test_a_probe_cut_short_by_its_greenlet_gives_the_turn_to_the_next_call_at_once():
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = RedisBreaker(cooldown=1.0, clock=clock)
     call(breaker, redis.TimeoutError())
     clock.now += 1.5
@@ -92,7 +85,7 @@ def test_a_probe_cut_short_by_its_greenlet_gives_the_turn_to_the_next_call_at_on
 
 
 def test_a_probe_that_never_reports_back_frees_the_turn_after_a_while():
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = RedisBreaker(cooldown=1.0, probe_gives_up=5.0, clock=clock)
     call(breaker, redis.TimeoutError())
     clock.now += 2
